@@ -1,0 +1,311 @@
+"""Wire contract v1 (``shared/contract/events-v1.md``): decode and validate request events.
+
+``decode_event`` is on the hot path: one ``orjson.loads`` plus a handful of
+type checks, no per-field function calls for the common case.
+
+>>> e = decode_event(b'{"event_id":"e1","ts":1700000000000,"account_id":"a",'
+...                  b'"model":"m","status":200,"input_tokens":5,"output_tokens":9}')
+>>> (e.account_id, e.ts_ms, e.category)
+('a', 1700000000000, '')
+>>> decode_event(b'{"event_id":"e1"}')
+Traceback (most recent call last):
+...
+pipeline.errors.InvalidEvent: missing_field:account_id
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+
+from pipeline.errors import InvalidEvent
+
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_ID_CHARS = 128
+MAX_UA_CHARS = 512
+# Event time must fall in [2015-01-01, 2100-01-01): anything else is a broken clock or an attack.
+MIN_TS_MS = 1_420_070_400_000
+MAX_TS_MS = 4_102_444_800_000
+
+CATEGORIES = (
+    "chat", "coding", "reasoning", "math", "agentic",
+    "tool_use", "vision", "writing", "safety_probe", "other",
+)  # fmt: skip
+CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
+SEVERITIES = ("low", "medium", "high", "critical")
+ALERT_STATES = ("open", "update", "resolved")
+
+# Machine-readable dead-letter reasons (a closed set; the JSON Schema test covers each).
+REASONS = (
+    "too_large", "invalid_utf8", "not_json", "not_object", "missing_field",
+    "wrong_type", "out_of_range", "bad_format",
+)  # fmt: skip
+
+_HEX16 = re.compile(r"[0-9a-f]{16}\Z").match
+_HEX = re.compile(r"[0-9a-f]{1,128}\Z").match
+_COUNTRY = re.compile(r"[A-Z]{2}\Z").match
+_IP = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}\Z|[0-9A-Fa-f:.]{2,45}\Z").match
+_REQUIRED_STR = ("event_id", "account_id", "model")
+_REQUIRED_INT = ("status", "input_tokens", "output_tokens")
+_MAX_INT = 2**63 - 1
+
+
+@dataclass(slots=True)
+class Event:
+    """One validated API request event (no prompt text: only the contract's hashes)."""
+
+    event_id: str
+    ts_ms: int
+    account_id: str
+    model: str
+    status: int
+    input_tokens: int
+    output_tokens: int
+    org_id: str = ""
+    api_key_id: str = ""
+    account_created_ms: int = 0
+    endpoint: str = ""
+    latency_ms: float = 0.0
+    stream: bool = False
+    ip: str = ""
+    asn: int = -1
+    country: str = ""
+    user_agent: str = ""
+    payment_fingerprint: str = ""
+    simhash: int = -1
+    template_hash: str = ""
+    category: str = ""
+    cot: bool = False
+    tools: int = 0
+    system_hash: str = ""
+
+
+def parse_ts(value: object, field: str) -> int:
+    """RFC 3339 string with offset, or integer epoch milliseconds -> epoch ms."""
+    if type(value) is int:
+        ms = value
+    elif type(value) is str:
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidEvent("bad_format", field, "not RFC 3339") from None
+        if dt.tzinfo is None:
+            raise InvalidEvent("bad_format", field, "RFC 3339 needs an offset")
+        ms = int(dt.timestamp() * 1000)
+    else:
+        raise InvalidEvent("wrong_type", field, "string or integer expected")
+    if not MIN_TS_MS <= ms < MAX_TS_MS:
+        raise InvalidEvent("out_of_range", field, "outside 2015..2100")
+    return ms
+
+
+def _opt_str(obj: dict, key: str, limit: int = MAX_ID_CHARS) -> str:  # type: ignore[type-arg]
+    v = obj.get(key)
+    if v is None:
+        return ""
+    if type(v) is not str:
+        raise InvalidEvent("wrong_type", key, "string expected")
+    if len(v) > limit:
+        raise InvalidEvent("out_of_range", key, f"longer than {limit}")
+    return v
+
+
+def _opt_int(obj: dict, key: str, default: int) -> int:  # type: ignore[type-arg]
+    v = obj.get(key)
+    if v is None:
+        return default
+    if type(v) is not int:
+        raise InvalidEvent("wrong_type", key, "integer expected")
+    if not 0 <= v <= _MAX_INT:
+        raise InvalidEvent("out_of_range", key, "must be >= 0")
+    return v
+
+
+def _opt_hex(obj: dict, key: str, check=_HEX) -> str:  # type: ignore[no-untyped-def,type-arg]
+    v = _opt_str(obj, key)
+    if v and not check(v):
+        raise InvalidEvent("bad_format", key, "lowercase hex expected")
+    return v
+
+
+def _sub(d: dict, key: str) -> dict:  # type: ignore[type-arg]
+    v = d.get(key)
+    if v is None:
+        return {}
+    if type(v) is not dict:
+        raise InvalidEvent("wrong_type", key, "object expected")
+    return v
+
+
+def decode_event(raw: bytes) -> Event:
+    """Decode and validate one ``api.requests`` message value; raise InvalidEvent with a reason."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise InvalidEvent("too_large", None, f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}")
+    try:
+        d = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        reason = "invalid_utf8" if "utf-8" in str(exc).lower() else "not_json"
+        raise InvalidEvent(reason, None, str(exc)[:120]) from None
+    if type(d) is not dict:
+        raise InvalidEvent("not_object", None, type(d).__name__)
+    return event_from_dict(d)
+
+
+_NESTED = {
+    "ip": "client.ip", "asn": "client.asn", "country": "client.country",
+    "user_agent": "client.user_agent", "simhash": "prompt.simhash",
+    "template_hash": "prompt.template_hash", "category": "prompt.category",
+    "tools": "prompt.tools", "system_hash": "prompt.system_hash",
+}  # fmt: skip
+
+
+def event_from_dict(d: dict) -> Event:  # type: ignore[type-arg]
+    """Validate an already-parsed event object (offline files use this too)."""
+    try:
+        return _event_from_dict(d)
+    except InvalidEvent as exc:
+        exc.field = _NESTED.get(exc.field or "", exc.field)
+        raise
+
+
+def _event_from_dict(d: dict) -> Event:  # type: ignore[type-arg]
+    for key in _REQUIRED_STR:
+        v = d.get(key)
+        if v is None:
+            raise InvalidEvent("missing_field", key)
+        if type(v) is not str:
+            raise InvalidEvent("wrong_type", key, "string expected")
+        if not 0 < len(v) <= MAX_ID_CHARS:
+            raise InvalidEvent("out_of_range", key, "1..128 chars")
+    for key in _REQUIRED_INT:
+        v = d.get(key)
+        if v is None:
+            raise InvalidEvent("missing_field", key)
+        if type(v) is not int:
+            raise InvalidEvent("wrong_type", key, "integer expected")
+        if not 0 <= v <= _MAX_INT:
+            raise InvalidEvent("out_of_range", key, "must be >= 0")
+    status = d["status"]
+    if not 100 <= status <= 599:
+        raise InvalidEvent("out_of_range", "status", "100..599")
+    ts = d.get("ts")
+    if ts is None:
+        raise InvalidEvent("missing_field", "ts")
+    ts_ms = ts if type(ts) is int and MIN_TS_MS <= ts < MAX_TS_MS else parse_ts(ts, "ts")
+    created = d.get("account_created_at")
+    created_ms = 0 if created is None else parse_ts(created, "account_created_at")
+    latency = d.get("latency_ms", 0.0)
+    if latency is None:
+        latency = 0.0
+    elif type(latency) not in (int, float) or not 0 <= latency < 1e12:
+        raise InvalidEvent("wrong_type" if type(latency) not in (int, float) else "out_of_range", "latency_ms")
+    stream = d.get("stream", False)
+    if type(stream) is not bool and stream is not None:
+        raise InvalidEvent("wrong_type", "stream", "boolean expected")
+    client = _sub(d, "client")
+    prompt = _sub(d, "prompt")
+    ip = _opt_str(client, "ip", 45)
+    if ip and not _IP(ip):
+        raise InvalidEvent("bad_format", "client.ip", "IPv4 or IPv6 expected")
+    country = _opt_str(client, "country", 2)
+    if country and not _COUNTRY(country):
+        raise InvalidEvent("bad_format", "client.country", "ISO 3166-1 alpha-2 expected")
+    simhash = _opt_hex(prompt, "simhash", _HEX16)
+    category = _opt_str(prompt, "category")
+    if category and category not in CATEGORY_INDEX:
+        raise InvalidEvent("out_of_range", "prompt.category", "unknown category")
+    cot = prompt.get("cot_elicitation", False)
+    if type(cot) is not bool and cot is not None:
+        raise InvalidEvent("wrong_type", "prompt.cot_elicitation", "boolean expected")
+    return Event(
+        d["event_id"], ts_ms, d["account_id"], d["model"], status, d["input_tokens"],
+        d["output_tokens"], _opt_str(d, "org_id"), _opt_str(d, "api_key_id"), created_ms,
+        _opt_str(d, "endpoint"), float(latency), bool(stream), ip, _opt_int(client, "asn", -1),
+        country, _opt_str(client, "user_agent", MAX_UA_CHARS), _opt_str(d, "payment_fingerprint"),
+        int(simhash, 16) if simhash else -1, _opt_hex(prompt, "template_hash"), category,
+        bool(cot), _opt_int(prompt, "tools", 0), _opt_hex(prompt, "system_hash"),
+    )  # fmt: skip
+
+
+def deadletter_record(raw: bytes, exc: InvalidEvent, topic: str, partition: int, offset: int) -> bytes:
+    """The dead-letter message: the reason, where the message came from, and its original bytes."""
+    import base64
+
+    return orjson.dumps(
+        {
+            "reason": exc.reason,
+            "field": exc.field,
+            "detail": exc.detail,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "original_b64": base64.b64encode(raw).decode("ascii"),
+        }
+    )
+
+
+@dataclass(slots=True)
+class Reason:
+    """One ranked explanation of an alert: a feature, its value, its baseline, its share of the score."""
+
+    feature: str
+    value: float
+    baseline: float
+    contribution: float
+
+
+@dataclass(slots=True)
+class Alert:
+    """One alert state change, exactly the contract's ``anomaly.alerts`` message."""
+
+    alert_id: str
+    version: int
+    state: str
+    subject_kind: str
+    subject_id: str
+    accounts: list[str]
+    score: float
+    severity: str
+    detector: str
+    reasons: list[Reason]
+    window_start_ms: int
+    window_end_ms: int
+    first_seen_ms: int
+    events: int
+    model_version: str
+
+    def to_dict(self, emitted_at_ms: int) -> dict[str, object]:
+        """The contract's JSON object; ``emitted_at`` is the only wall-clock field."""
+        return {
+            "alert_id": self.alert_id,
+            "version": self.version,
+            "state": self.state,
+            "subject_kind": self.subject_kind,
+            "subject_id": self.subject_id,
+            "accounts": list(self.accounts),
+            "score": round(min(1.0, max(0.0, self.score)), 6),
+            "severity": self.severity,
+            "detector": self.detector,
+            "reasons": [
+                {"feature": r.feature, "value": r.value, "baseline": r.baseline, "contribution": r.contribution}
+                for r in self.reasons
+            ],
+            "window_start": rfc3339(self.window_start_ms),
+            "window_end": rfc3339(self.window_end_ms),
+            "first_seen": rfc3339(self.first_seen_ms),
+            "events": self.events,
+            "model_version": self.model_version,
+            "emitted_at": rfc3339(emitted_at_ms),
+        }
+
+
+def rfc3339(ms: int) -> str:
+    """Epoch milliseconds -> RFC 3339 UTC with millisecond precision."""
+    from datetime import timezone
+
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
