@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "pipeline.query",
     "pipeline.feedback",
     "pipeline.report",
+    "pipeline.replay",
     "pipeline.demo",
     "pipeline.topics",
     "pipeline.bench",

@@ -15,6 +15,7 @@ pipeline.errors.InvalidEvent: missing_field:account_id
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,7 +48,13 @@ REASONS = (
 _HEX16 = re.compile(r"[0-9a-f]{16}\Z").match
 _HEX = re.compile(r"[0-9a-f]{1,128}\Z").match
 _COUNTRY = re.compile(r"[A-Z]{2}\Z").match
-_IP = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}\Z|[0-9A-Fa-f:.]{2,45}\Z").match
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}\Z").match
+# RFC 3339 date-time with offset (T/Z in either case); field ranges are checked by fromisoformat.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])\Z"
+).match
 _REQUIRED_STR = ("event_id", "account_id", "model")
 _REQUIRED_INT = ("status", "input_tokens", "output_tokens")
 _MAX_INT = 2**63 - 1
@@ -83,18 +90,39 @@ class Event:
     system_hash: str = ""
 
 
+def _valid_ip(s: str) -> bool:
+    """Exactly what ``ipaddress`` (and JSON Schema ``ipv4``/``ipv6``) accept, minus IPv6 scope ids."""
+    if _IPV4(s):
+        return True
+    if ":" not in s:
+        return False
+    try:
+        return not ipaddress.IPv6Address(s).scope_id
+    except ValueError:
+        return False
+
+
+def _integral(v: object, field: str) -> int:
+    """JSON has one number type: ``5.0`` is the integer 5 (as JSON Schema's ``integer`` says)."""
+    if type(v) is float and v.is_integer():
+        return int(v)
+    raise InvalidEvent("wrong_type", field, "integer expected")
+
+
 def parse_ts(value: object, field: str) -> int:
     """RFC 3339 string with offset, or integer epoch milliseconds -> epoch ms."""
     if type(value) is int:
         ms = value
     elif type(value) is str:
+        if not _RFC3339(value):
+            raise InvalidEvent("bad_format", field, "not RFC 3339 with offset")
         try:
-            dt = datetime.fromisoformat(value)
+            dt = datetime.fromisoformat(value.upper())
         except ValueError:
             raise InvalidEvent("bad_format", field, "not RFC 3339") from None
-        if dt.tzinfo is None:
-            raise InvalidEvent("bad_format", field, "RFC 3339 needs an offset")
         ms = int(dt.timestamp() * 1000)
+    elif type(value) is float:
+        ms = _integral(value, field)
     else:
         raise InvalidEvent("wrong_type", field, "string or integer expected")
     if not MIN_TS_MS <= ms < MAX_TS_MS:
@@ -118,7 +146,7 @@ def _opt_int(obj: dict, key: str, default: int) -> int:  # type: ignore[type-arg
     if v is None:
         return default
     if type(v) is not int:
-        raise InvalidEvent("wrong_type", key, "integer expected")
+        v = _integral(v, key)
     if not 0 <= v <= _MAX_INT:
         raise InvalidEvent("out_of_range", key, "must be >= 0")
     return v
@@ -180,15 +208,17 @@ def _event_from_dict(d: dict) -> Event:  # type: ignore[type-arg]
             raise InvalidEvent("wrong_type", key, "string expected")
         if not 0 < len(v) <= MAX_ID_CHARS:
             raise InvalidEvent("out_of_range", key, "1..128 chars")
+    ints: list[int] = []
     for key in _REQUIRED_INT:
         v = d.get(key)
         if v is None:
             raise InvalidEvent("missing_field", key)
         if type(v) is not int:
-            raise InvalidEvent("wrong_type", key, "integer expected")
+            v = _integral(v, key)
         if not 0 <= v <= _MAX_INT:
             raise InvalidEvent("out_of_range", key, "must be >= 0")
-    status = d["status"]
+        ints.append(v)
+    status, input_tokens, output_tokens = ints
     if not 100 <= status <= 599:
         raise InvalidEvent("out_of_range", "status", "100..599")
     ts = d.get("ts")
@@ -208,7 +238,7 @@ def _event_from_dict(d: dict) -> Event:  # type: ignore[type-arg]
     client = _sub(d, "client")
     prompt = _sub(d, "prompt")
     ip = _opt_str(client, "ip", 45)
-    if ip and not _IP(ip):
+    if ip and not _valid_ip(ip):
         raise InvalidEvent("bad_format", "client.ip", "IPv4 or IPv6 expected")
     country = _opt_str(client, "country", 2)
     if country and not _COUNTRY(country):
@@ -221,8 +251,8 @@ def _event_from_dict(d: dict) -> Event:  # type: ignore[type-arg]
     if type(cot) is not bool and cot is not None:
         raise InvalidEvent("wrong_type", "prompt.cot_elicitation", "boolean expected")
     return Event(
-        d["event_id"], ts_ms, d["account_id"], d["model"], status, d["input_tokens"],
-        d["output_tokens"], _opt_str(d, "org_id"), _opt_str(d, "api_key_id"), created_ms,
+        d["event_id"], ts_ms, d["account_id"], d["model"], status, input_tokens,
+        output_tokens, _opt_str(d, "org_id"), _opt_str(d, "api_key_id"), created_ms,
         _opt_str(d, "endpoint"), float(latency), bool(stream), ip, _opt_int(client, "asn", -1),
         country, _opt_str(client, "user_agent", MAX_UA_CHARS), _opt_str(d, "payment_fingerprint"),
         int(simhash, 16) if simhash else -1, _opt_hex(prompt, "template_hash"), category,

@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     clickhouse_ca_certs: str = ""
     ip_hash_key: SecretStr = SecretStr("distillwatch-dev-key")
 
+    def to_env(self) -> dict[str, str]:
+        """``DW_*`` variables reproducing these settings in a child process (secrets included)."""
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"DW_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env
+
     def kafka_client_kwargs(self) -> dict[str, object]:
         """Connection/security keyword arguments shared by aiokafka and kafka-python clients."""
         kw: dict[str, object] = {

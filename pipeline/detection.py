@@ -1,0 +1,182 @@
+"""Account scoring: directional evidence vs the population and the account's own history,
+plus a River HalfSpaceTrees population model, combined into a calibrated score in [0, 1].
+
+Order is always score -> decide -> learn, and an account that is alerting or was
+confirmed malicious never teaches the models (so a campaign cannot become "normal").
+
+>>> cfg = DetectionConfig()
+>>> f = [0.0] * NF
+>>> f[NAMES.index("account_age_days")] = 400.0
+>>> round(combine(evidence(f, has_old_model=False), 0.0)[0], 3) < cfg.alert_threshold
+True
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pipeline.contract import Reason
+from pipeline.features import NAMES, NF
+
+if TYPE_CHECKING:
+    from pipeline.features import AccountState
+    from pipeline.settings import Settings
+
+IDX = {n: i for i, n in enumerate(NAMES)}
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionConfig:
+    """Detection tunables (times are event-time milliseconds)."""
+
+    seed: int = 7
+    score_interval_ms: int = 60_000
+    alert_threshold: float = 0.5
+    allowed_lateness_ms: int = 600_000
+    min_events_to_score: int = 10
+    max_score_gap_ms: int = 600_000
+    update_gap_ms: int = 900_000
+    score_delta: float = 0.1
+    quiet_ms: int = 3_600_000
+    new_model_window_ms: int = 86_400_000
+    fp_threshold_step: float = 0.1
+    hst_trees: int = 10
+    hst_height: int = 6
+    hst_window: int = 250
+    cluster_min_size: int = 3
+    cluster_key_cap: int = 40
+    cluster_eval_gap_ms: int = 600_000
+    bias: float = -5.0
+    model_version: str = "dw-detect-1"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DetectionConfig:
+        return cls(
+            seed=settings.seed,
+            score_interval_ms=settings.score_interval_s * 1000,
+            alert_threshold=settings.alert_threshold,
+            allowed_lateness_ms=settings.allowed_lateness_s * 1000,
+        )
+
+
+def _clip(x: float) -> float:
+    return 0.0 if x < 0 else 1.0 if x > 1 else x
+
+
+# (term name, primary feature shown in reasons, weight)
+TERMS = (
+    ("cot_harvest", "cot_share_6h", 5.0),
+    ("category_breadth", "category_entropy_6h", 1.5),
+    ("volume", "rate_per_min_15m", 2.0),
+    ("new_account", "account_age_days", 1.5),
+    ("category_sweep", "category_sweep", 2.0),
+    ("agentic_extraction", "tool_share_6h", 2.0),
+    ("new_model_move", "new_model_share", 3.0),
+    ("persistence", "hours_active_24h", 1.0),
+    ("long_outputs", "out_in_ratio", 1.0),
+    ("surge_vs_own_history", "rate_surge", 1.0),
+    ("population_outlier", "rate_per_min_6h", 1.0),
+)
+TERM_FEATURE = [IDX[t[1]] for t in TERMS]
+WEIGHTS = [t[2] for t in TERMS]
+HARVEST_TERM = 0
+
+
+def evidence(f: list[float], has_old_model: bool, hst: float = 0.0) -> list[float]:
+    """Each term in [0, 1]; directional (only the suspicious direction counts).
+
+    ``h`` (chain-of-thought share x prompt diversity x enough events) gates the
+    terms that are only suspicious together with harvesting: templated
+    production apps and benchmark runs have low diversity.
+    """
+    conf = _clip(f[IDX["events_6h"]] / 12)
+    cot = _clip((f[IDX["cot_share_6h_lower"]] - 0.2) / 0.25) * conf
+    templated = max(f[IDX["template_concentration"]], f[IDX["template_repeat_15m"]])
+    div = _clip((0.8 - templated) / 0.35)
+    h = cot * div
+    vol = _clip((math.log2(f[IDX["rate_per_min_15m"]] * 60 + 1) - 6) / 4.3)
+    return [
+        h,
+        _clip((f[IDX["category_entropy_6h"]] - 0.35) / 0.35) * conf,
+        vol * div,
+        _clip(1 - f[IDX["account_age_days"]] / 45),
+        _clip((f[IDX["category_sweep"]] - 3) / 3),
+        _clip((f[IDX["tool_share_6h"]] - 0.3) / 0.4) * div * conf,
+        _clip((f[IDX["new_model_share"]] - 0.5) / 0.4) * h if has_old_model else 0.0,
+        _clip((f[IDX["hours_active_24h"]] - 10) / 10) * h,
+        _clip((f[IDX["out_in_ratio"]] - 4) / 8) * h,
+        _clip((math.log2(max(f[IDX["rate_surge"]], 1e-9)) - 1) / 3) * h,
+        _clip((hst - 0.7) / 0.3),
+    ]
+
+
+def combine(ev: list[float], fp_bias: float, bias: float = -5.0) -> tuple[float, list[float]]:
+    """Logistic combination -> (score, per-term logit contributions)."""
+    contrib = [w * e for w, e in zip(WEIGHTS, ev, strict=True)]
+    z = bias + sum(contrib)
+    return 1.0 / (1.0 + math.exp(-z)), contrib
+
+
+def squash(f: list[float]) -> dict[str, float]:
+    """Features mapped into [0, 1] for HalfSpaceTrees."""
+    return {n: (x if 0 <= x <= 1 else x / (1 + abs(x))) for n, x in zip(NAMES, f, strict=True)}
+
+
+class Scorer:
+    """Per-shard population models (River) + the scoring rule; snapshot-able with the shard."""
+
+    def __init__(self, config: DetectionConfig) -> None:
+        from river import anomaly, stats
+
+        self.config = config
+        self.pop = [stats.EWMean(fading_factor=0.02) for _ in range(NF)]
+        self.hst = anomaly.HalfSpaceTrees(
+            n_trees=config.hst_trees,
+            height=config.hst_height,
+            window_size=config.hst_window,
+            seed=config.seed,
+        )
+        self.learned = 0
+
+    def score(self, st: AccountState, f: list[float]) -> tuple[float, list[Reason], float]:
+        """Score one account now: (score, ranked reasons, harvest evidence in [0, 1])."""
+        x = squash(f)
+        hst = self.hst.score_one(x) if self.learned >= self.config.hst_window else 0.0
+        ev = evidence(f, st.has_old_model, hst)
+        score, contrib = combine(ev, st.fp_bias, self.config.bias)
+        total = sum(contrib) or 1.0
+        reasons = []
+        for k in sorted(range(len(contrib)), key=lambda i: -contrib[i])[:5]:
+            if contrib[k] <= 0:
+                break
+            fi = TERM_FEATURE[k]
+            own = k == 9 or k == 6
+            base = st.own_mean[fi] if own and st.own_n else self.pop[fi].get()
+            reasons.append(Reason(NAMES[fi], round(f[fi], 4), round(base, 4), round(contrib[k] / total, 4)))
+        threshold = self.config.alert_threshold + st.fp_bias
+        if score < threshold and not st.confirmed and st.incident is None:
+            self.learn(st, f, x)
+        return score, reasons, ev[HARVEST_TERM]
+
+    def learn(self, st: AccountState, f: list[float], x: dict[str, float]) -> None:
+        """Update population and own-history baselines with a normal-looking observation."""
+        for p, v in zip(self.pop, f, strict=True):
+            p.update(v)
+        self.hst.learn_one(x)
+        self.learned += 1
+        st.own_n += 1
+        a = max(0.05, 1.0 / st.own_n)
+        m, var = st.own_mean, st.own_var
+        for i, v in enumerate(f):
+            d = v - m[i]
+            m[i] += a * d
+            var[i] = (1 - a) * (var[i] + a * d * d)
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps((self.pop, self.hst, self.learned))
+
+    def restore(self, blob: bytes) -> None:
+        self.pop, self.hst, self.learned = pickle.loads(blob)

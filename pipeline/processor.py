@@ -1,0 +1,196 @@
+"""The worker's hot path: decode a fetched batch, feed the core, ship outputs, checkpoint.
+
+Durability protocol (at-least-once delivery, exactly-once effect):
+
+1. ``on_batch`` decodes each record (bad ones go to the dead-letter topic),
+   calls ``Engine.add`` (O(1)) and ``Engine.advance`` once per batch, and
+   enqueues the outputs (row batches, alerts) on the producer without waiting.
+2. ``checkpoint`` (every ``worker_commit_interval_s`` and on revocation)
+   enqueues a snapshot of every account changed since the last checkpoint to
+   the state changelog, waits until the producer has flushed *everything*,
+   and only then commits the next offset of each partition.
+
+After a crash the partition restarts from the committed offset with the
+latest snapshots; each account's snapshot carries the last offset it applied,
+so the engine skips records it has already counted. Aggregate rows are
+cumulative with a version, so re-emitted rows replace, never add.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from pipeline.contract import Alert, decode_event, deadletter_record
+from pipeline.engine import Engine, Outputs
+from pipeline.errors import InvalidEvent
+from pipeline.metrics import Metrics
+from pipeline.records import encode_rows
+from pipeline.settings import Settings
+
+log = logging.getLogger("distillwatch.worker")
+
+ROWS_PER_MESSAGE = 500  # ~350 KB per message: well under the 1 MB default request size
+
+
+class Producer(Protocol):
+    """What the hot path needs of a Kafka producer."""
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None) -> Any: ...
+
+    async def flush(self) -> None: ...
+
+
+class TopicPartition(Protocol):
+    """A Kafka topic partition (Faust's TP)."""
+
+    topic: str
+    partition: int
+
+
+Committer = Callable[[Mapping[Any, int]], Awaitable[bool]]
+ChangelogReader = Callable[[int], AsyncIterator[tuple[bytes, bytes]]]
+
+
+class HotPath:
+    """Owns the engine for this worker's partitions of the request topic."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        producer: Producer,
+        commit: Committer,
+        read_changelog: ChangelogReader,
+        metrics: Metrics,
+        wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.s = settings
+        self.engine = engine
+        self.producer = producer
+        self._commit = commit
+        self._read_changelog = read_changelog
+        self.metrics = metrics
+        self._now_ms = wall_clock_ms
+        self._next_offset: dict[Any, int] = {}
+        self._watermark: dict[int, int] = {}
+        self._ready: dict[int, asyncio.Event] = {}
+        self._lock = asyncio.Lock()
+        self._last_checkpoint = time.monotonic()
+
+    # ------------------------------------------------------------------ hot path
+    async def on_batch(self, tp: TopicPartition, records: Sequence[Any]) -> None:
+        """Process one fetched batch of one partition (called by the batch consumer)."""
+        part = tp.partition
+        ready = self._ready.get(part)
+        if ready is None:  # not (or no longer) assigned to us: the next owner will read it
+            return
+        await ready.wait()
+        t0 = time.perf_counter()
+        add = self.engine.add
+        wm = self._watermark.get(part, 0)
+        bad: list[tuple[Any, InvalidEvent]] = []
+        for rec in records:
+            try:
+                ev = decode_event(rec.value if rec.value is not None else b"")
+            except InvalidEvent as exc:
+                bad.append((rec, exc))
+                continue
+            add(ev, part, rec.offset)
+            if ev.ts_ms > wm:
+                wm = ev.ts_ms
+        self._watermark[part] = wm
+        self.engine.advance(part, wm)
+        n = len(records)
+        self.metrics.events_in.inc(n)
+        self.metrics.events_valid.inc(n - len(bad))
+        for rec, exc in bad:
+            await self._deadletter(tp, rec, exc)
+        await self._ship(self.engine.take_outputs())
+        self._next_offset[tp] = records[-1].offset + 1
+        self.metrics.batch_seconds.observe(time.perf_counter() - t0)
+        if time.monotonic() - self._last_checkpoint >= self.s.worker_commit_interval_s:
+            await self.checkpoint()
+
+    async def _deadletter(self, tp: TopicPartition, rec: Any, exc: InvalidEvent) -> None:
+        raw = rec.value if rec.value is not None else b""
+        value = deadletter_record(raw, exc, tp.topic, tp.partition, rec.offset)
+        await self.producer.send(self.s.topic_deadletter, rec.key, value, None)
+        self.metrics.deadlettered.labels(exc.reason).inc()
+        log.warning(
+            "dead-lettered message",
+            extra={"topic": tp.topic, "partition": tp.partition, "offset": rec.offset, "reason": exc.reason},
+        )
+
+    async def _ship(self, out: Outputs) -> None:
+        """Enqueue outputs on the producer (no waiting for acks: checkpoint waits)."""
+        send = self.producer.send
+        for topic, rows in (
+            (self.s.topic_aggregates, out.aggregates),
+            (self.s.topic_scores, out.scores),
+        ):
+            for i in range(0, len(rows), ROWS_PER_MESSAGE):
+                await send(topic, None, encode_rows(rows[i : i + ROWS_PER_MESSAGE]), None)
+        for i in range(0, len(out.summaries), ROWS_PER_MESSAGE):
+            chunk = [s.to_dict() for s in out.summaries[i : i + ROWS_PER_MESSAGE]]
+            await send(self.s.topic_summaries, None, orjson.dumps(chunk), 0)
+        await self.send_alerts(out.alerts)
+        for row in out.scores:
+            self.metrics.scores.observe(row.score)
+
+    async def send_alerts(self, alerts: Iterable[Alert]) -> None:
+        """Produce alerts in the contract's shape, keyed by subject."""
+        now = self._now_ms()
+        for alert in alerts:
+            value = orjson.dumps(alert.to_dict(now))
+            await self.producer.send(self.s.topic_alerts, alert.subject_id.encode(), value, None)
+            self.metrics.alerts.labels(alert.severity, alert.detector, alert.state).inc()
+
+    # ------------------------------------------------------------------ durability
+    async def checkpoint(self, partitions: Iterable[int] | None = None) -> None:
+        """Snapshot changed accounts, flush every produced message, then commit offsets."""
+        async with self._lock:
+            t0 = time.perf_counter()
+            parts = list(self._ready) if partitions is None else list(partitions)
+            for part in parts:
+                for account_id, blob in self.engine.dirty_snapshots(part):
+                    await self.producer.send(self.s.topic_state, account_id.encode(), blob, part)
+            await self.producer.flush()
+            offsets = {tp: off for tp, off in self._next_offset.items() if tp.partition in parts}
+            if offsets:
+                await self._commit(offsets)
+            self._last_checkpoint = time.monotonic()
+            self.metrics.accounts_tracked.set(self.engine.accounts_tracked())
+            self.metrics.checkpoint_seconds.observe(time.perf_counter() - t0)
+
+    async def on_assigned(self, partitions: Iterable[int]) -> None:
+        """Restore the state of newly assigned partitions from the changelog before processing them."""
+        for part in partitions:
+            if part in self._ready:
+                continue
+            event = self._ready[part] = asyncio.Event()
+            restored = 0
+            async for key, blob in self._read_changelog(part):
+                self.engine.restore(part, key.decode(), blob)
+                restored += 1
+            log.info("partition assigned", extra={"partition": part, "restored_accounts": restored})
+            event.set()
+
+    async def on_revoked(self, partitions: Iterable[int]) -> None:
+        """Checkpoint revoked partitions, then forget their state (the new owner restores it)."""
+        parts = [p for p in partitions if p in self._ready]
+        if not parts:
+            return
+        await self.checkpoint(parts)
+        for part in parts:
+            self.engine.drop_shard(part)
+            del self._ready[part]
+            self._watermark.pop(part, None)
+            for tp in [tp for tp in self._next_offset if tp.partition == part]:
+                del self._next_offset[tp]
+        log.info("partitions revoked", extra={"partitions": parts})

@@ -1,0 +1,191 @@
+"""``distillwatch sink``: Kafka (aggregates, scores, alerts, feedback) -> ClickHouse, nothing lost.
+
+Contract: rows are buffered per table (``pipeline.sink_rows.SinkBuffer``) and
+inserted when a table reaches ``sink_batch_rows`` or the oldest row waited
+``sink_flush_interval_s``. Offsets are committed only after every buffered row
+is in ClickHouse. A failed insert is retried with exponential backoff (forever:
+a stalled sink is visible, a silent drop is not) while the consumer stays in
+its group with all partitions paused. Above ``sink_max_buffer_rows`` the
+consumer pauses and Kafka holds the backlog. A crash replays uncommitted
+messages; the tables are idempotent (ReplacingMergeTree), so nothing counts twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.errors import DistillWatchError
+from pipeline.settings import Settings
+from pipeline.sink_rows import DECODERS, SinkBuffer
+from pipeline.store import Store, apply_schema, open_store
+
+log = logging.getLogger("distillwatch.sink")
+
+BACKOFF_FIRST_S = 0.2
+BACKOFF_MAX_S = 5.0
+
+
+@dataclass
+class SinkStats:
+    """Counters of one ``run_sink`` call."""
+
+    messages: int = 0
+    rejected: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    flushes: int = 0
+    retries: int = 0
+    pauses: int = 0
+
+
+def topic_tables(settings: Settings) -> dict[str, str]:
+    """Kafka topic -> ClickHouse table."""
+    return {
+        settings.topic_aggregates: "account_minute",
+        settings.topic_scores: "account_scores",
+        settings.topic_alerts: "alerts",
+        settings.topic_feedback: "feedback",
+    }
+
+
+def _consumer(settings: Settings, topics: list[str]) -> Any:
+    from kafka import KafkaConsumer
+
+    kw = settings.kafka_client_kwargs()
+    ctx = settings.ssl_context()
+    if ctx is not None:
+        kw["ssl_context"] = ctx
+    return KafkaConsumer(
+        *topics,
+        group_id=settings.sink_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_interval_ms=10000,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=2000,
+        max_poll_records=5000,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        **kw,
+    )
+
+
+def _commit(consumer: Any, offsets: dict[tuple[str, int], int]) -> None:
+    from kafka import TopicPartition
+    from kafka.errors import KafkaError
+    from kafka.structs import OffsetAndMetadata
+
+    if not offsets:
+        return
+    try:
+        consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()})
+    except KafkaError as exc:  # e.g. a rebalance: the messages are replayed, the tables dedupe them
+        log.warning("offset commit failed (%s); uncommitted messages will be replayed", type(exc).__name__)
+
+
+def _flush(buffer: SinkBuffer, store: Store, consumer: Any, stats: SinkStats, stop: threading.Event,
+           give_up_at: float | None) -> bool:  # fmt: skip
+    """Insert the buffer (retrying with backoff, polling paused) then commit; False if abandoned."""
+    delay = BACKOFF_FIRST_S
+    paused: set[Any] = set()
+    while True:
+        try:
+            offsets = buffer.flush(store)
+        except DistillWatchError as exc:
+            stats.retries += 1
+            if give_up_at is not None and time.monotonic() >= give_up_at:
+                consumer.resume(*paused)
+                log.error("giving up flushing %d rows at shutdown: %s (not committed: replayed on restart)",
+                          buffer.rows, exc)  # fmt: skip
+                return False
+            log.warning("ClickHouse insert failed (%s); retrying in %.1fs", exc, delay)
+            paused |= consumer.assignment() - consumer.paused()
+            consumer.pause(*paused)
+            end = time.monotonic() + delay
+            while time.monotonic() < end:
+                consumer.poll(timeout_ms=int(min(500, max(1, (end - time.monotonic()) * 1000))))
+            delay = min(BACKOFF_MAX_S, delay * 2)
+            if stop.is_set() and give_up_at is None:
+                give_up_at = time.monotonic() + 30.0
+            continue
+        stats.flushes += 1
+        _commit(consumer, offsets)
+        if paused:
+            consumer.resume(*paused)
+        return True
+
+
+def run_sink(settings: Settings, stop_event: threading.Event | None = None, max_seconds: float | None = None,
+             store: Store | None = None) -> SinkStats:  # fmt: skip
+    """Run the sink until ``stop_event`` is set or ``max_seconds`` elapse; flush and commit on the way out.
+
+    ``store`` lets a caller share an already open store (chdb allows one per
+    process); otherwise one is opened from settings, the schema applied, and closed at the end.
+    """
+    stop = stop_event or threading.Event()
+    own_store = store is None
+    store = store or open_store(settings)
+    if own_store:
+        apply_schema(store)
+    tables = topic_tables(settings)
+    consumer = _consumer(settings, list(tables))
+    buffer = SinkBuffer(settings.sink_batch_rows, settings.sink_flush_interval_s)
+    stats = SinkStats()
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    paused = False
+    try:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            if buffer.rows >= settings.sink_max_buffer_rows and not paused:
+                consumer.pause(*consumer.assignment())
+                paused, stats.pauses = True, stats.pauses + 1
+            batches = consumer.poll(timeout_ms=100)
+            for tp, records in batches.items():
+                table = tables[tp.topic]
+                decode = DECODERS[table]
+                for rec in records:
+                    stats.messages += 1
+                    try:
+                        columns = decode(rec.value)
+                    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                        stats.rejected += 1
+                        log.error("rejected %s[%d]@%d: %s: %s", tp.topic, tp.partition, rec.offset,
+                                  type(exc).__name__, exc)  # fmt: skip
+                        buffer.skip(tp.topic, tp.partition, rec.offset)
+                        continue
+                    n = len(next(iter(columns.values())))
+                    stats.rows[table] = stats.rows.get(table, 0) + n
+                    buffer.add(table, columns, tp.topic, tp.partition, rec.offset)
+            if buffer.due() or paused:
+                _flush(buffer, store, consumer, stats, stop, None)
+                if paused:
+                    consumer.resume(*consumer.paused())
+                    paused = False
+        _flush(buffer, store, consumer, stats, stop, time.monotonic() + 30.0)
+    finally:
+        consumer.close(autocommit=False)
+        if own_store:
+            store.close()
+    return stats
+
+
+def register(sub: Any) -> None:
+    """Add the ``sink`` subcommand."""
+    p = sub.add_parser("sink", help="write aggregates, scores, alerts, feedback from Kafka to ClickHouse")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """CLI entry: run until SIGINT/SIGTERM (or --max-seconds), then flush and exit."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stats = run_sink(settings, stop, args.max_seconds)
+    log.info("sink stopped: %s", stats)
+    return 0

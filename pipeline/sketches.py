@@ -1,0 +1,231 @@
+"""Small fixed-size sketches for per-account state: bounded memory, O(1) updates, no sets.
+
+Every sketch serialises to plain lists (``dump``/``load``) so account state can
+go to the changelog topic and come back bit-identical.
+
+>>> r = RecentIds(8)
+>>> r.seen_or_add(stable_hash("e1")), r.seen_or_add(stable_hash("e1"))
+(False, True)
+>>> n = SimhashNovelty()
+>>> n.observe(0xFFFF0000FFFF0000), n.observe(0xFFFF0000FFFF0001), n.observe(0x0123456789ABCDEF)
+(0, 1, 0)
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from zlib import crc32
+
+
+def stable_hash(s: str) -> int:
+    """A process-independent 32-bit hash, never 0 (0 marks an empty slot).
+
+    >>> stable_hash("abc") == stable_hash("abc") != 0
+    True
+    """
+    return crc32(s.encode()) or 1
+
+
+class RecentIds:
+    """Ring of the last ``size`` event-id hashes: a gateway retry is recognised and counted once."""
+
+    __slots__ = ("ring", "pos")
+
+    def __init__(self, size: int = 16) -> None:
+        self.ring = array("I", bytes(4 * size))
+        self.pos = 0
+
+    def seen_or_add(self, h: int) -> bool:
+        """True when ``h`` is among the recent ids; otherwise remember it."""
+        if h in self.ring:
+            return True
+        self.ring[self.pos] = h
+        self.pos = (self.pos + 1) % len(self.ring)
+        return False
+
+    def dump(self) -> list[object]:
+        return [self.ring.tolist(), self.pos]
+
+    @classmethod
+    def load(cls, d: list) -> RecentIds:  # type: ignore[type-arg]
+        r = cls(len(d[0]))
+        r.ring = array("I", d[0])
+        r.pos = d[1]
+        return r
+
+
+class SimhashNovelty:
+    """Is a prompt new for this account? A 2-generation Bloom filter of exact SimHash values
+    plus the Hamming distance to the last four prompts (near-duplicates: distance <= ``near``).
+
+    ``observe`` returns 0 = novel, 1 = near-duplicate of a recent prompt, 2 = exact repeat.
+    Memory: 2 x 256 bytes + 4 ints, whatever the traffic.
+    """
+
+    __slots__ = ("cur", "old", "fill", "r0", "r1", "r2", "r3", "near")
+
+    BITS = 2048
+    ROTATE = 160  # inserts per generation: keeps the false-positive rate near 1%
+
+    def __init__(self, near: int = 3) -> None:
+        self.cur = bytearray(self.BITS // 8)
+        self.old = bytearray()  # allocated at the first rotation
+        self.fill = 0
+        self.r0 = self.r1 = self.r2 = self.r3 = -1
+        self.near = near
+
+    def observe(self, sh: int) -> int:
+        k1 = ((sh * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) >> 53  # all 64 bits mixed into 11
+        k2 = ((sh * 0xC2B2AE3D27D4EB4F) & 0xFFFFFFFFFFFFFFFF) >> 53
+        cur = self.cur
+        old = self.old
+        if (cur[k1 >> 3] >> (k1 & 7)) & (cur[k2 >> 3] >> (k2 & 7)) & 1 or (
+            old and (old[k1 >> 3] >> (k1 & 7)) & (old[k2 >> 3] >> (k2 & 7)) & 1
+        ):
+            kind = 2
+        else:
+            near = self.near
+            kind = (
+                1
+                if (sh ^ self.r0).bit_count() <= near
+                or (sh ^ self.r1).bit_count() <= near
+                or (sh ^ self.r2).bit_count() <= near
+                or (sh ^ self.r3).bit_count() <= near
+                else 0
+            )
+            cur[k1 >> 3] |= 1 << (k1 & 7)
+            cur[k2 >> 3] |= 1 << (k2 & 7)
+            self.fill += 1
+            if self.fill >= self.ROTATE:
+                self.old = cur
+                self.cur = bytearray(self.BITS // 8)
+                self.fill = 0
+        self.r3 = self.r2
+        self.r2 = self.r1
+        self.r1 = self.r0
+        self.r0 = sh
+        return kind
+
+    def dump(self) -> list[object]:
+        return [self.cur.hex(), self.old.hex(), self.fill, self.r0, self.r1, self.r2, self.r3, self.near]
+
+    @classmethod
+    def load(cls, d: list) -> SimhashNovelty:  # type: ignore[type-arg]
+        n = cls(d[7])
+        n.cur, n.old = bytearray.fromhex(d[0]), bytearray.fromhex(d[1])
+        n.fill, n.r0, n.r1, n.r2, n.r3 = d[2], d[3], d[4], d[5], d[6]
+        return n
+
+
+class HeavyHitters:
+    """Misra-Gries top-k of strings (template hashes): concentration = top count / total.
+
+    >>> h = HeavyHitters(2)
+    >>> for t in "aaab": h.add(t)
+    >>> h.top(1), h.concentration()
+    (['a'], 0.75)
+    """
+
+    __slots__ = ("counts", "k", "total")
+
+    def __init__(self, k: int = 6) -> None:
+        self.counts: dict[str, float] = {}
+        self.k = k
+        self.total = 0.0
+
+    def add(self, key: str) -> None:
+        self.total += 1
+        c = self.counts
+        if key in c:
+            c[key] += 1
+        elif len(c) < self.k:
+            c[key] = 1
+        else:  # decrement all; drop zeros
+            for k2 in list(c):
+                c[k2] -= 1
+                if c[k2] <= 0:
+                    del c[k2]
+
+    def decay(self, factor: float = 0.5) -> None:
+        """Age the counts so concentration follows recent traffic."""
+        self.total *= factor
+        for k in list(self.counts):
+            self.counts[k] *= factor
+
+    def top(self, n: int = 3) -> list[str]:
+        return [k for k, _ in sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+
+    def concentration(self) -> float:
+        return max(self.counts.values(), default=0.0) / self.total if self.total else 0.0
+
+    def coverage(self, n: int = 3) -> float:
+        """Share of all observations (``total`` also counts un-keyed ones) in the top ``n`` keys."""
+        return sum(sorted(self.counts.values(), reverse=True)[:n]) / self.total if self.total else 0.0
+
+    def dump(self) -> list[object]:
+        return [self.counts, self.k, self.total]
+
+    @classmethod
+    def load(cls, d: list) -> HeavyHitters:  # type: ignore[type-arg]
+        h = cls(d[1])
+        h.counts, h.total = dict(d[0]), d[2]
+        return h
+
+
+class DistinctSketch:
+    """Distinct count: exact below ``k`` values, K-minimum-values estimate above; keeps a few examples.
+
+    >>> d = DistinctSketch()
+    >>> for v in ["a", "b", "a", "c"]: d.add(v)
+    >>> d.estimate(), d.examples
+    (3.0, ['a', 'b', 'c'])
+    """
+
+    __slots__ = ("mins", "examples", "k", "n_examples")
+
+    def __init__(self, k: int = 8, n_examples: int = 4) -> None:
+        self.mins = array("I")
+        self.examples: list[str] = []
+        self.k = k
+        self.n_examples = n_examples
+
+    def add(self, value: str) -> None:
+        h = stable_hash(value)
+        m = self.mins
+        if h in m:
+            return
+        if len(self.examples) < self.n_examples:
+            self.examples.append(value)
+        if len(m) < self.k:
+            m.append(h)
+        elif h < max(m):
+            m[m.index(max(m))] = h
+
+    def estimate(self) -> float:
+        m = self.mins
+        if len(m) < self.k:
+            return float(len(m))
+        return (self.k - 1) / (max(m) / 2**32)
+
+    def dump(self) -> list[object]:
+        return [self.mins.tolist(), self.examples, self.k, self.n_examples]
+
+    @classmethod
+    def load(cls, d: list) -> DistinctSketch:  # type: ignore[type-arg]
+        s = cls(d[2], d[3])
+        s.mins, s.examples = array("I", d[0]), list(d[1])
+        return s
+
+
+def entropy(counts: list[float] | array) -> float:  # type: ignore[type-arg]
+    """Shannon entropy normalised to [0, 1] by log(len(counts)).
+
+    >>> round(entropy([1, 1, 0, 0]), 3), entropy([5, 0, 0, 0])
+    (0.5, 0.0)
+    """
+    total = sum(counts)
+    if total <= 0 or len(counts) < 2:
+        return 0.0
+    h = -sum(c / total * math.log(c / total) for c in counts if c > 0)
+    return max(0.0, h / math.log(len(counts)))

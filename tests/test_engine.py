@@ -1,0 +1,211 @@
+"""Engine: determinism, exactly-once, snapshot/restore, feedback, memory."""
+
+from __future__ import annotations
+
+import functools
+import tracemalloc
+
+from pipeline.clusters import AccountSummary, ClusterDetector
+from pipeline.contract import Event, event_from_dict
+from pipeline.detection import DetectionConfig
+from pipeline.engine import Engine, run_offline
+from pipeline.records import FeedbackRow
+from pipeline.simulate import SimConfig, generate
+
+T0 = 1_717_200_000_000
+CFG = DetectionConfig()
+
+
+@functools.cache
+def sim_events() -> tuple[Event, ...]:
+    return tuple(event_from_dict(d) for d in generate(SimConfig(seed=5, accounts=80, hours=2.5)))
+
+
+def harvest_events(account: str = "h1", n: int = 400, start: int = T0) -> list[Event]:
+    return [
+        Event(
+            f"{account}-{i}",
+            start + i * 3000,
+            account,
+            "m",
+            200,
+            300,
+            2000,
+            account_created_ms=start,
+            simhash=(i * 0x9E3779B97F4A7C15) & (2**64 - 1),
+            category=("math", "reasoning", "coding")[i % 3],
+            cot=i % 10 != 0,
+            ip="10.0.0.1",
+        )
+        for i in range(n)
+    ]
+
+
+def test_same_input_same_alerts() -> None:
+    a = list(run_offline(sim_events(), CFG))
+    b = list(run_offline(sim_events(), CFG))
+    assert a and a == b
+
+
+def test_harvester_alerts_with_reasons() -> None:
+    alerts = list(run_offline(harvest_events(), CFG))
+    opens = [a for a in alerts if a.state == "open"]
+    assert len(opens) == 1 and opens[0].subject_id == "h1"
+    assert opens[0].reasons and opens[0].reasons[0].feature == "cot_share_6h"
+    assert len(alerts) <= 4  # one incident, few messages
+    d = opens[0].to_dict(T0)
+    assert set(d) >= {"alert_id", "version", "state", "reasons", "window_start", "first_seen", "emitted_at"}
+
+
+def _run(engine: Engine, events: list[Event] | tuple[Event, ...], first_offset: int = 0) -> list:
+    out = []
+    for i, ev in enumerate(events, first_offset):
+        engine.add(ev, 0, i)
+    o = engine.take_outputs()
+    out += o.alerts + o.scores
+    return out
+
+
+def test_duplicate_event_id_counted_once() -> None:
+    evs = harvest_events(n=50)
+    e1, e2 = Engine(CFG), Engine(CFG)
+    _run(e1, evs)
+    dup = evs[:25] + [evs[24]] + evs[25:]
+    _run(e2, dup)
+    assert e2.duplicates == 1
+    a1 = sum(r.events for r in e1.take_outputs().aggregates)
+    s1, s2 = e1._shards[0].accounts["h1"], e2._shards[0].accounts["h1"]
+    assert s1.events == s2.events == 50 and a1 == 0
+
+
+def test_offset_replay_skipped() -> None:
+    evs = harvest_events(n=60)
+    e = Engine(CFG)
+    for i, ev in enumerate(evs):
+        e.add(ev, 0, i)
+    for i, ev in enumerate(evs[40:], 40):  # consumer restarted from an older offset
+        e.add(ev, 0, i)
+    assert e.replayed == 20 and e._shards[0].accounts["h1"].events == 60
+
+
+def test_aggregates_versions_cumulative() -> None:
+    e = Engine(CFG)
+    evs = harvest_events(n=30)  # 3 s apart: 20 per minute
+    for i, ev in enumerate(evs[:10]):
+        e.add(ev, 0, i)
+    first = e.take_outputs().aggregates
+    for i, ev in enumerate(evs[10:], 10):
+        e.add(ev, 0, i)
+    rows = e.take_outputs().aggregates
+    assert first[0].version == 10 and rows[0].minute_ms == first[0].minute_ms and rows[0].version == 20
+    assert sum(r.events for r in rows) == 30 - 10 + 10
+
+
+def test_snapshot_restore_equals_uninterrupted() -> None:
+    evs = sim_events()
+    half = len(evs) // 2
+    ref = Engine(CFG)
+    ref_out = _run(ref, evs[:half])
+    ref_tail = _run(ref, evs[half:], half)
+    a = Engine(CFG)
+    assert _run(a, evs[:half]) == ref_out
+    snaps = a.dirty_snapshots(0)
+    assert a.dirty_snapshots(0)[:-1] == []  # nothing changed since
+    b = Engine(CFG)
+    for key, blob in snaps:
+        b.restore(0, key, blob)
+    assert b.accounts_tracked() == a.accounts_tracked()
+    a.drop_shard(0)
+    assert a.accounts_tracked() == 0
+    assert _run(b, evs[half:], half) == ref_tail
+
+
+def test_allowlist_suppresses_and_false_positive_raises_threshold() -> None:
+    e = Engine(CFG)
+    e.apply_feedback(FeedbackRow("allowlist", account_id="h1"))
+    alerts = [x for x in _run(e, harvest_events()) if hasattr(x, "alert_id")]
+    assert alerts == []
+    e2 = Engine(CFG)
+    out = _run(e2, harvest_events(n=100))
+    opened = [x for x in out if hasattr(x, "alert_id")]
+    assert opened
+    e2.apply_feedback(FeedbackRow("false_positive", alert_id=opened[0].alert_id))
+    st = e2._shards[0].accounts["h1"]
+    assert st.fp_bias > 0 and st.incident is None
+    assert e2.take_outputs().alerts[0].state == "resolved"
+
+
+def test_cluster_detector_links_shared_infrastructure_not_corporate() -> None:
+    cd = ClusterDetector(CFG)
+    alerts = []
+    for i in range(6):
+        s = AccountSummary(
+            f"hy{i}",
+            T0 + i * 1000,
+            T0 - 86_400_000,
+            T0,
+            score=0.3,
+            harvest=0.9,
+            events=50,
+            ip_prefixes=["5.6.7.0/24"],
+            payments=["pf-1"],
+            templates=["ab"],
+            act_mask=0b1111,
+            act_slot=100,
+        )
+        alerts += cd.add_summary(s)
+    assert alerts and alerts[0].subject_kind == "cluster" and len(alerts[-1].accounts) >= 3
+    cd2 = ClusterDetector(CFG)
+    corp = []
+    for i in range(30):
+        s = AccountSummary(
+            f"emp{i}",
+            T0 + i * 1000,
+            T0 - 900 * 86_400_000,
+            T0,
+            org_id="org-1",
+            harvest=0.0,
+            ip_prefixes=["9.9.9.0/24"],
+            asn_uas=["7922|Chrome"],
+            payments=["pf-corp"],
+        )
+        corp += cd2.add_summary(s)
+    assert corp == []
+    cd3 = ClusterDetector(CFG)
+    cd3.restore(cd.snapshot())
+    assert cd3.snapshot() == cd.snapshot()
+    assert AccountSummary.from_dict(s.to_dict()) == s
+
+
+def test_memory_per_account_under_4kb() -> None:
+    e = Engine(CFG)
+    n = 5000
+    events = [
+        Event(
+            f"e{a}-{k}",
+            T0 + k * 61_000 + a,
+            f"acct{a}",
+            "m-large-1",
+            200,
+            100,
+            200,
+            simhash=(a * 7919 + k * 104729) & (2**64 - 1),
+            template_hash=f"{k % 3:x}",
+            category="chat",
+            ip=f"10.{a % 256}.{k}.1",
+            asn=7922,
+            user_agent="Mozilla/5.0",
+            payment_fingerprint="pf",
+        )
+        for a in range(n)
+        for k in range(3)
+    ]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i, ev in enumerate(events):
+        e.add(ev, 0, i)
+    e.take_outputs()
+    e._shards[0].recent.clear()
+    per = (tracemalloc.get_traced_memory()[0] - before) / n
+    tracemalloc.stop()
+    assert per < 4096, per

@@ -1,0 +1,84 @@
+"""Sketches and feature maths."""
+
+from __future__ import annotations
+
+import math
+
+from pipeline.features import COT, EV, NAMES, AccountState, feature_vector, fold
+from pipeline.sketches import DistinctSketch, HeavyHitters, RecentIds, SimhashNovelty, entropy, stable_hash
+
+
+def test_recent_ids_ring_forgets_oldest() -> None:
+    r = RecentIds(4)
+    hs = [stable_hash(f"e{i}") for i in range(5)]
+    assert not any(r.seen_or_add(h) for h in hs)
+    assert r.seen_or_add(hs[4]) and not r.seen_or_add(hs[0])
+
+
+def test_simhash_novelty_exact_near_and_novel() -> None:
+    n = SimhashNovelty(near=3)
+    base = 0x0F0F_F0F0_1234_5678
+    assert n.observe(base) == 0
+    assert n.observe(base ^ 0b101) == 1  # Hamming 2: near-duplicate
+    assert n.observe(base) == 2  # exact repeat (Bloom)
+    assert n.observe(base ^ 0xFFFF_0000_0000_0000) == 0
+
+
+def test_simhash_novelty_bounded_and_roundtrip() -> None:
+    n = SimhashNovelty()
+    for i in range(1000):
+        n.observe((i * 0x9E3779B97F4A7C15) & (2**64 - 1))
+    assert len(n.cur) == len(n.old) == 256  # bounded: two generations
+    m = SimhashNovelty.load(n.dump())
+    x = 0x1234_5678_9ABC_DEF0
+    assert m.observe(x) == n.observe(x)
+
+
+def test_heavy_hitters_coverage_counts_unkeyed() -> None:
+    h = HeavyHitters(3)
+    for _ in range(6):
+        h.add("t1")
+    h.total += 4  # four events without a template
+    assert math.isclose(h.coverage(3), 0.6)
+    assert h.top(1) == ["t1"]
+
+
+def test_distinct_sketch_exact_then_estimate() -> None:
+    d = DistinctSketch(k=8)
+    for i in range(5):
+        d.add(f"10.0.{i}.0/24")
+    assert d.estimate() == 5.0
+    big = DistinctSketch(k=64)
+    for i in range(5000):
+        big.add(f"v{i}")
+    assert 3500 < big.estimate() < 6500
+    assert len(big.mins) == 64
+
+
+def test_entropy_normalised() -> None:
+    assert math.isclose(entropy([1] * 10), 1.0)
+    assert entropy([3, 0, 0]) == 0.0
+
+
+def test_feature_rates_and_shares() -> None:
+    t0 = 1_700_000_000_000
+    st = AccountState("a", 0, created_ms=t0 - 10 * 86_400_000, first_ms=t0)
+    for _m in range(10):  # 10 minutes x 6 events, half chain-of-thought
+        st.bucket.v[EV] += 6
+        st.bucket.v[COT] += 3
+        fold(st, st.bucket.minute_ms + 60_000)
+        st.bucket.minute_ms += 60_000
+        st.bucket.v = [0] * len(st.bucket.v)
+    f = dict(zip(NAMES, feature_vector(st, t0 + 10 * 60_000), strict=True))
+    assert math.isclose(f["cot_share"], 0.5) and math.isclose(f["cot_share_6h"], 0.5)
+    assert 4.5 < f["rate_per_min_15m"] < 6.5  # ~6 events/min
+    assert math.isclose(f["account_age_days"], 10 + 10 / 1440, rel_tol=1e-6)
+    assert f["hours_active_24h"] == 1.0
+
+
+def test_state_dump_load_roundtrip() -> None:
+    st = AccountState("a", 0, created_ms=0, first_ms=1_700_000_000_000)
+    st.tpl.add("x")
+    st.ips.add("1.2.3.0/24")
+    st2 = AccountState.load(st.dump())
+    assert st2.dump() == st.dump()
