@@ -42,6 +42,7 @@ class DetectionConfig:
     score_delta: float = 0.1
     quiet_ms: int = 3_600_000
     new_model_window_ms: int = 86_400_000
+    idle_evict_ms: int = 86_400_000  # forget accounts idle this long (event time)
     fp_threshold_step: float = 0.1
     hst_trees: int = 10
     hst_height: int = 6
@@ -126,13 +127,25 @@ def squash(f: list[float]) -> dict[str, float]:
 
 
 class Scorer:
-    """Per-shard population models (River) + the scoring rule; snapshot-able with the shard."""
+    """Per-shard population models + the scoring rule; snapshot-able with the shard.
+
+    Population baselines are exponentially weighted means (fading 0.02, the first
+    value sets the mean, as River's ``EWMean``). River ``HalfSpaceTrees`` is
+    consulted only when its term could move the score across the alert threshold
+    (rule score within ``HST_REACH`` logits of it) and learns from a deterministic
+    1-in-``HST_LEARN_EVERY`` sample of the learnable scorings: both keep River's
+    cost off the common path (most scorings are clearly ordinary).
+    """
+
+    HST_REACH = 0.5
+    HST_LEARN_EVERY = 4
+    FADING = 0.02
 
     def __init__(self, config: DetectionConfig) -> None:
-        from river import anomaly, stats
+        from river import anomaly
 
         self.config = config
-        self.pop = [stats.EWMean(fading_factor=0.02) for _ in range(NF)]
+        self.pop = [0.0] * NF
         self.hst = anomaly.HalfSpaceTrees(
             n_trees=config.hst_trees,
             height=config.hst_height,
@@ -140,13 +153,23 @@ class Scorer:
             seed=config.seed,
         )
         self.learned = 0
+        self.hst_learned = 0
 
     def score(self, st: AccountState, f: list[float]) -> tuple[float, list[Reason], float]:
         """Score one account now: (score, ranked reasons, harvest evidence in [0, 1])."""
-        x = squash(f)
-        hst = self.hst.score_one(x) if self.learned >= self.config.hst_window else 0.0
-        ev = evidence(f, st.has_old_model, hst)
-        score, contrib = combine(ev, st.fp_bias, self.config.bias)
+        cfg = self.config
+        threshold = cfg.alert_threshold + st.fp_bias
+        ev = evidence(f, st.has_old_model, 0.0)
+        score, contrib = combine(ev, st.fp_bias, cfg.bias)
+        x = None
+        if self.hst_learned >= cfg.hst_window:
+            z_thr = math.log(threshold / (1 - threshold)) if threshold < 1 else 50.0
+            if cfg.bias + sum(contrib) + WEIGHTS[-1] >= z_thr - self.HST_REACH:
+                x = squash(f)
+                hst = self.hst.score_one(x)
+                if hst > 0.7:
+                    ev[-1] = _clip((hst - 0.7) / 0.3)
+                    score, contrib = combine(ev, st.fp_bias, cfg.bias)
         total = sum(contrib) or 1.0
         reasons = []
         for k in sorted(range(len(contrib)), key=lambda i: -contrib[i])[:5]:
@@ -154,29 +177,33 @@ class Scorer:
                 break
             fi = TERM_FEATURE[k]
             own = k == 9 or k == 6
-            base = st.own_mean[fi] if own and st.own_n else self.pop[fi].get()
+            base = st.own[fi] if own and st.own_n else self.pop[fi]
             reasons.append(Reason(NAMES[fi], round(f[fi], 4), round(base, 4), round(contrib[k] / total, 4)))
-        threshold = self.config.alert_threshold + st.fp_bias
         if score < threshold and not st.confirmed and st.incident is None:
             self.learn(st, f, x)
         return score, reasons, ev[HARVEST_TERM]
 
-    def learn(self, st: AccountState, f: list[float], x: dict[str, float]) -> None:
+    def learn(self, st: AccountState, f: list[float], x: dict[str, float] | None = None) -> None:
         """Update population and own-history baselines with a normal-looking observation."""
-        for p, v in zip(self.pop, f, strict=True):
-            p.update(v)
-        self.hst.learn_one(x)
+        a = self.FADING
+        if self.learned:
+            self.pop = [p + a * (v - p) for p, v in zip(self.pop, f, strict=True)]
+        else:
+            self.pop = list(f)
+        if self.learned % self.HST_LEARN_EVERY == 0:
+            self.hst.learn_one(x if x is not None else squash(f))
+            self.hst_learned += 1
         self.learned += 1
         st.own_n += 1
         a = max(0.05, 1.0 / st.own_n)
-        m, var = st.own_mean, st.own_var
+        m = st.own
         for i, v in enumerate(f):
             d = v - m[i]
             m[i] += a * d
-            var[i] = (1 - a) * (var[i] + a * d * d)
+            m[NF + i] = (1 - a) * (m[NF + i] + a * d * d)
 
     def snapshot(self) -> bytes:
-        return pickle.dumps((self.pop, self.hst, self.learned))
+        return pickle.dumps((self.pop, self.hst, self.learned, self.hst_learned))
 
     def restore(self, blob: bytes) -> None:
-        self.pop, self.hst, self.learned = pickle.loads(blob)
+        self.pop, self.hst, self.learned, self.hst_learned = pickle.loads(blob)

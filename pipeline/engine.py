@@ -49,6 +49,7 @@ from pipeline.features import (
 )
 from pipeline.records import AggregateRow, FeedbackRow, ScoreRow
 
+CAT_SLOT = {c: CAT0 + i for c, i in CATEGORY_INDEX.items()}
 SHARD_KEY = "\x00shard"  # changelog key of the shard-level state (population model, clocks)
 _NAMES = list(NAMES)
 
@@ -76,6 +77,8 @@ class _Shard:
         "agg_dirty",
         "models",
         "start_ms",
+        "evict_hour",
+        "evicted",
     )
 
     def __init__(self, config: DetectionConfig) -> None:
@@ -83,13 +86,15 @@ class _Shard:
         self.scorer = Scorer(config)
         self.clock = 0
         self.next_boundary = 0
-        self.recent: dict[tuple[str, int], MinuteBucket] = {}
+        self.recent: dict[int, dict[str, MinuteBucket]] = {}  # closed buckets by minute, for late events
         self.pending: dict[str, AccountState] = {}
         self.open: dict[str, AccountState] = {}
         self.dirty: list[AccountState] = []
         self.agg_dirty: list[MinuteBucket] = []
         self.models: dict[str, int] = {}  # model -> first seen (event time) on this shard
         self.start_ms = 0
+        self.evict_hour = 0  # event-time hour of the last idle-account sweep
+        self.evicted: list[str] = []  # evicted since the last dirty_snapshots (changelog tombstones)
 
 
 def ip_prefix(ip: str) -> str:
@@ -122,7 +127,9 @@ class Engine:
         self._fp: dict[str, float] = {}
         self._confirmed: set[str] = set()
         self._alert_account: dict[str, str] = {}
-        self.duplicates = self.replayed = self.late = 0
+        self.duplicates = self.replayed = self.late = self.evicted = 0
+        self._lateness = config.allowed_lateness_ms
+        self._min_events = config.min_events_to_score
 
     # -- hot path -------------------------------------------------------------
     def add(self, event: Event, shard: int, offset: int) -> None:
@@ -143,17 +150,19 @@ class Engine:
             sh.dirty.append(st)
         h = crc32(event.event_id.encode()) or 1
         ids = st.ids
-        if h in ids.ring:
+        ring = ids.ring
+        if h in ring:
             st.dups += 1
             self.duplicates += 1
             return
-        ids.ring[ids.pos] = h
-        ids.pos = (ids.pos + 1) & 15
+        pos = ids.pos
+        ring[pos] = h
+        ids.pos = (pos + 1) & 15
         st.events += 1
         b = st.bucket
         minute = ts - ts % 60_000
         if minute != b.minute_ms:
-            if minute > b.minute_ms and ts >= sh.clock - self.config.allowed_lateness_ms:
+            if minute > b.minute_ms and ts >= sh.clock - self._lateness:
                 self._roll(sh, st, minute)
                 b = st.bucket
             else:
@@ -163,20 +172,22 @@ class Engine:
             b.dirty = True
             sh.agg_dirty.append(b)
         v = b.v
-        v[EV] += 1
-        v[IN] += event.input_tokens
-        v[OUT] += event.output_tokens
-        if event.status >= 429:
-            if event.status == 429:
+        v[0] += 1  # EV
+        v[1] += event.input_tokens  # IN
+        v[2] += event.output_tokens  # OUT
+        status = event.status
+        if status >= 429:
+            if status == 429:
                 v[THR] += 1
-            elif event.status >= 500:
+            elif status >= 500:
                 v[ERR] += 1
         if event.cot:
             v[COT] += 1
         if event.tools:
             v[TOOL] += 1
-        if event.category:
-            v[CAT0 + CATEGORY_INDEX[event.category]] += 1
+        cat = event.category
+        if cat:
+            v[CAT_SLOT[cat]] += 1
         v[LAT] += event.latency_ms
         gap = ts - st.prev_ts
         if gap > 0:
@@ -186,37 +197,43 @@ class Engine:
                 v[GAP2] += gap * gap
                 v[NGAP] += 1
         if event.simhash >= 0:
-            kind = st.nov.observe(event.simhash)
-            if kind:
+            if st.nov.observe(event.simhash):
                 v[NEAR] += 1
             else:
                 v[NOVEL] += 1
         th = event.template_hash
+        tpl = st.tpl
         if th:
-            st.tpl.add(th)
-            if th == st.t1 or th == st.t2:
+            tpl.add(th)
+            t1 = st.t1
+            if th == t1:
                 v[TREP] += 1
-            if th != st.t1:
-                st.t2, st.t1 = st.t1, th
+            else:
+                if th == st.t2:
+                    v[TREP] += 1
+                st.t2 = t1
+                st.t1 = th
         else:
-            st.tpl.total += 1
+            tpl.total += 1
         if event.model != st.last_model:
             self._model_change(sh, st, event.model, ts)
         if st.model_new:
             v[NEWM] += 1
-        if event.ip and event.ip != st.last_ip:
-            st.last_ip = event.ip
-            st.ips.add(ip_prefix(event.ip))
+        ip = event.ip
+        if ip and ip != st.last_ip:
+            st.last_ip = ip
+            st.ips.add(ip_prefix(ip))
         if event.user_agent != st.last_ua or event.asn != st.last_asn:
-            st.last_ua, st.last_asn = event.user_agent, event.asn
-            st.asn_ua.add(f"{event.asn}|{event.user_agent[:64]}")
-        if event.payment_fingerprint and event.payment_fingerprint != st.last_pay:
-            st.last_pay = event.payment_fingerprint
-            st.pays.add(event.payment_fingerprint)
-        st.pending += 1
-        if st.pending == 1:
+            self._infra_change(st, event)
+        pay = event.payment_fingerprint
+        if pay and pay != st.last_pay:
+            st.last_pay = pay
+            st.pays.add(pay)
+        n = st.pending + 1
+        st.pending = n
+        if n == 1:
             sh.pending[st.account_id] = st
-        if ts >= st.next_score_ms and (st.pending >= self.config.min_events_to_score or ts >= st.force_ms):
+        if ts >= st.next_score_ms and (n >= self._min_events or ts >= st.force_ms):
             self._score(sh, st, ts)
 
     # -- per account-minute / per score ---------------------------------------
@@ -242,16 +259,25 @@ class Engine:
     def _roll(self, sh: _Shard, st: AccountState, minute: int) -> None:
         old = st.bucket
         fold(st, minute)
-        sh.recent[(st.account_id, old.minute_ms)] = old
+        m = old.minute_ms
+        held = sh.recent.get(m)
+        if held is None:
+            held = sh.recent[m] = {}
+        held[st.account_id] = old
         st.bucket = MinuteBucket(st.account_id, minute, st.last_model)
         if st.model_new and st.fold_ms - sh.models.get(st.last_model, 0) > self.config.new_model_window_ms:
             st.model_new = False
+
+    @staticmethod
+    def _infra_change(st: AccountState, event: Event) -> None:
+        st.last_ua, st.last_asn = event.user_agent, event.asn
+        st.asn_ua.add(f"{event.asn}|{event.user_agent[:64]}")
 
     def _late(self, sh: _Shard, st: AccountState, ev: Event, minute: int) -> None:
         """Late event: counted in the aggregate of its minute if still held, never in rate features."""
         self.late += 1
         st.late += 1
-        b = st.bucket if minute == st.bucket.minute_ms else sh.recent.get((st.account_id, minute))
+        b = st.bucket if minute == st.bucket.minute_ms else sh.recent.get(minute, {}).get(st.account_id)
         if b is None:
             return
         v = b.v
@@ -313,7 +339,7 @@ class Engine:
                 "account-behaviour",
                 _NAMES,
                 f,
-                [p.get() for p in sh.scorer.pop],
+                list(sh.scorer.pop),
                 [r.contribution for r in reasons],
                 st.org_id,
                 list(st.ips.examples),
@@ -377,13 +403,31 @@ class Engine:
         )
         for st in due:
             self._score(sh, st, b)
+        if b // 3_600_000 != sh.evict_hour:
+            sh.evict_hour = b // 3_600_000
+            self._evict_idle(sh, b)
         cutoff = b - self.config.allowed_lateness_ms - 60_000
         recent = sh.recent
-        while recent:
-            key = next(iter(recent))
-            if key[1] >= cutoff:
-                break
-            del recent[key]
+        for m in [m for m in recent if m < cutoff]:
+            del recent[m]
+
+    def _evict_idle(self, sh: _Shard, now: int) -> None:
+        """Forget accounts idle for ``idle_evict_ms`` of event time (hourly sweep, deterministic).
+
+        By then their buckets were emitted, their last scoring forced (``max_score_gap``) and
+        any incident resolved (``quiet_ms``); decayed features are ~0. A returning account
+        starts afresh (feedback is kept on the engine and re-applied)."""
+        horizon = now - self.config.idle_evict_ms
+        gone = [
+            a
+            for a, st in sh.accounts.items()
+            if st.prev_ts < horizon and st.bucket.minute_ms < horizon and not st.pending and st.incident is None
+        ]
+        for a in gone:
+            del sh.accounts[a]
+            sh.open.pop(a, None)
+        sh.evicted.extend(gone)
+        self.evicted += len(gone)
 
     # -- worker API -------------------------------------------------------------
     def advance(self, shard: int, watermark_ms: int) -> None:
@@ -396,28 +440,15 @@ class Engine:
     def take_outputs(self) -> Outputs:
         """Drain the alerts, aggregates, scores and summaries produced since the last call."""
         out, self._out = self._out, Outputs()
+        rows = out.aggregates
+        append = rows.append
         for sh in self._shards.values():
             for b in sh.agg_dirty:
                 b.dirty = False
                 v = b.v
-                out.aggregates.append(
-                    AggregateRow(
-                        b.account_id,
-                        b.minute_ms,
-                        int(v[EV]),
-                        int(v[EV]),
-                        v[IN],
-                        v[OUT],
-                        v[ERR],
-                        v[THR],
-                        v[COT],
-                        v[TOOL],
-                        v[NOVEL],
-                        float(v[LAT]),
-                        v[CAT0:NV],
-                        list(b.models),
-                    )
-                )
+                n = v[0]
+                append(AggregateRow(b.account_id, b.minute_ms, n, n, v[1], v[2], v[3], v[4], v[5], v[6], v[7],
+                                    float(v[LAT]), v[CAT0:NV], b.models[:]))  # fmt: skip
             sh.agg_dirty = []
         return out
 
@@ -455,13 +486,17 @@ class Engine:
         sh = self._shards.get(shard)
         if sh is None:
             return []
-        out = []
+        out = [(a, b"") for a in sh.evicted if a not in sh.accounts]  # tombstones: restore forgets them
+        sh.evicted = []
+        accounts = sh.accounts
         for st in sh.dirty:
             st.dirty = False
-            out.append((st.account_id, orjson.dumps(st.dump())))
+            if accounts.get(st.account_id) is st:
+                out.append((st.account_id, orjson.dumps(st.dump())))
         sh.dirty = []
-        recent = [[a, m, b.v, b.models] for (a, m), b in sh.recent.items()]
-        blob = orjson.dumps([sh.clock, sh.next_boundary, sh.models, sh.start_ms, list(sh.pending), recent])
+        recent = [[a, m, b.v, b.models] for m, held in sh.recent.items() for a, b in held.items()]
+        head = [sh.clock, sh.next_boundary, sh.models, sh.start_ms, list(sh.pending), recent, sh.evict_hour]
+        blob = orjson.dumps(head)
         out.append((SHARD_KEY, blob + b"\n" + sh.scorer.snapshot()))
         return out
 
@@ -470,14 +505,20 @@ class Engine:
         sh = self._shards.get(shard) or self._new_shard(shard)
         if account_id == SHARD_KEY:
             head, _, model = blob.partition(b"\n")
-            sh.clock, sh.next_boundary, sh.models, sh.start_ms, pending, recent = orjson.loads(head)
+            sh.clock, sh.next_boundary, sh.models, sh.start_ms, pending, recent, *rest = orjson.loads(head)
+            sh.evict_hour = rest[0] if rest else 0
             sh.scorer.restore(model)
             sh.recent = {}
             for a, m, v, models in recent:
                 bk = MinuteBucket(a, m)
                 bk.v, bk.models = v, models
-                sh.recent[(a, m)] = bk
+                sh.recent.setdefault(m, {})[a] = bk
             sh.pending = {a: sh.accounts[a] for a in pending if a in sh.accounts}
+            return
+        if not blob:  # tombstone of an evicted account
+            sh.accounts.pop(account_id, None)
+            sh.pending.pop(account_id, None)
+            sh.open.pop(account_id, None)
             return
         st = AccountState.load(orjson.loads(blob))
         self._apply_known_feedback(st)

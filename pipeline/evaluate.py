@@ -54,7 +54,9 @@ def evaluate_file(
     from pipeline.detection import DetectionConfig
     from pipeline.engine import OfflineRunner
     from pipeline.errors import DistillWatchError, InvalidEvent
+    from pipeline.tuning import tune_gc
 
+    tune_gc()
     config = config or DetectionConfig()
     runner = OfflineRunner(config)
     first_ts: dict[str, int] = {}

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import math
 from array import array
+from itertools import repeat
+from operator import add, mul
+from typing import Any
 
 from pipeline.alerts import Incident
 from pipeline.contract import CATEGORIES
@@ -69,7 +72,7 @@ class MinuteBucket:
     def __init__(self, account_id: str, minute_ms: int, model: str = "") -> None:
         self.account_id = account_id
         self.minute_ms = minute_ms
-        self.v: list[float] = [0] * NV
+        self.v: list[Any] = [0] * NV  # ints, latency float
         self.models: list[str] = [model] if model else []
         self.dirty = False
 
@@ -102,6 +105,7 @@ class AccountState:
         "long",
         "fold_ms",
         "hours",
+        "hour_last",
         "act_mask",
         "act_slot",
         "dom_mask",
@@ -112,8 +116,7 @@ class AccountState:
         "force_ms",
         "last_score_ms",
         "last_score",
-        "own_mean",
-        "own_var",
+        "own",
         "own_n",
         "fp_bias",
         "confirmed",
@@ -153,7 +156,8 @@ class AccountState:
         self.short = array("f", bytes(4 * NV))
         self.long = array("f", bytes(4 * NV))
         self.fold_ms = first_ms - first_ms % 60_000
-        self.hours = array("I", bytes(4 * 24))  # absolute hour + 1 last active, per hour of day
+        self.hours = 0  # bit i: active in clock hour hour_last - i (24 bits)
+        self.hour_last = 0
         self.act_mask = 0
         self.act_slot = first_ms // SLOT_MS
         self.dom_mask = self.dom_old = 0
@@ -164,8 +168,7 @@ class AccountState:
         self.force_ms = 0
         self.last_score_ms = 0
         self.last_score = 0.0
-        self.own_mean = array("f", bytes(4 * NF))
-        self.own_var = array("f", bytes(4 * NF))
+        self.own = array("f", bytes(8 * NF))  # own-history EWMA: means [0, NF), variances [NF, 2 NF)
         self.own_n = 0
         self.fp_bias = 0.0
         self.confirmed = False
@@ -204,10 +207,8 @@ class AccountState:
         for name, val in zip(cls.__slots__, d, strict=True):
             if name in kinds:
                 val = kinds[name].load(val)
-            elif name in ("short", "long", "own_mean", "own_var"):
+            elif name in ("short", "long", "own"):
                 val = array("f", val)
-            elif name == "hours":
-                val = array("I", val)
             elif name == "incident":
                 val = Incident.load(val) if val is not None else None
             elif name == "bucket":
@@ -220,19 +221,26 @@ class AccountState:
 
 
 def fold(st: AccountState, new_minute_ms: int) -> None:
-    """Close the current bucket: decay the accumulators to its minute and add it in."""
+    """Close the current bucket: decay the accumulators to its minute and add it in (C-level map)."""
     b = st.bucket
     m = b.minute_ms
     dt = m - st.fold_ms
-    ds = math.exp(-dt / TAU_SHORT_MS)
-    dl = math.exp(-dt / TAU_LONG_MS)
     v = b.v
     v[ACT] = 1
-    st.short = array("f", [a * ds + x for a, x in zip(st.short, v, strict=True)])
-    st.long = array("f", [a * dl + x for a, x in zip(st.long, v, strict=True)])
+    if dt:
+        st.short = array("f", map(add, map(mul, st.short, repeat(math.exp(-dt / TAU_SHORT_MS), NV)), v))
+        st.long = array("f", map(add, map(mul, st.long, repeat(math.exp(-dt / TAU_LONG_MS), NV)), v))
+    else:
+        st.short = array("f", map(add, st.short, v))
+        st.long = array("f", map(add, st.long, v))
     st.fold_ms = m
     hour = m // 3_600_000
-    st.hours[hour % 24] = hour + 1
+    d = hour - st.hour_last
+    if d > 0:
+        st.hours = (st.hours << d) & 0xFFFFFF if d < 24 else 0
+        st.hour_last, d = hour, 0
+    if d > -24:
+        st.hours |= 1 << -d
     slot = m // SLOT_MS
     if slot != st.act_slot:
         st.act_mask = (st.act_mask << min(48, slot - st.act_slot)) & MASK48
@@ -241,6 +249,14 @@ def fold(st: AccountState, new_minute_ms: int) -> None:
     if m - st.tpl_decay_ms >= 3_600_000:
         st.tpl.decay(0.5)
         st.tpl_decay_ms = m
+
+
+def hours_active(st: AccountState, now: int) -> int:
+    """Distinct clock hours with activity among the last 24 (the current one included)."""
+    shift = now // 3_600_000 - st.hour_last
+    if shift >= 24:
+        return 0
+    return ((st.hours << shift) & 0xFFFFFF if shift > 0 else st.hours).bit_count()
 
 
 def _window(st: AccountState, now: int, tau: int) -> float:
@@ -272,8 +288,7 @@ def feature_vector(st: AccountState, now: int) -> list[float]:
         cv = math.sqrt(var) / mean if mean > 0 else 0.0
     else:
         cv = 1.0
-    hour = now // 3_600_000
-    hours24 = sum(1 for h in st.hours if h and h + 24 > hour)
+    hours24 = hours_active(st, now)
     return [
         rate_s,
         rate_l,

@@ -76,7 +76,8 @@ def send_feedback(s: Settings, row: FeedbackRow) -> None:
     producer = KafkaProducer(**kw)
     try:
         key = (row.account_id or row.alert_id).encode()
-        producer.send(s.topic_feedback, key=key, value=orjson.dumps(asdict(row))).get(timeout=30)
+        # A one-row batch: the same shape as every other row topic (the sink decodes arrays).
+        producer.send(s.topic_feedback, key=key, value=orjson.dumps([asdict(row)])).get(timeout=30)
     finally:
         producer.close()
 

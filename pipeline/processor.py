@@ -26,7 +26,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from pipeline.contract import Alert, decode_event, deadletter_record
+from pipeline.chunks import Reassembler, split
+from pipeline.contract import Alert, deadletter_record, decode_event
 from pipeline.engine import Engine, Outputs
 from pipeline.errors import InvalidEvent
 from pipeline.metrics import Metrics
@@ -81,6 +82,8 @@ class HotPath:
         self._watermark: dict[int, int] = {}
         self._ready: dict[int, asyncio.Event] = {}
         self._lock = asyncio.Lock()
+        self._batch_done = asyncio.Event()  # clear while on_batch runs: checkpoint never sees half a batch
+        self._batch_done.set()
         self._last_checkpoint = time.monotonic()
 
     # ------------------------------------------------------------------ hot path
@@ -91,6 +94,7 @@ class HotPath:
         if ready is None:  # not (or no longer) assigned to us: the next owner will read it
             return
         await ready.wait()
+        self._batch_done.clear()
         t0 = time.perf_counter()
         add = self.engine.add
         wm = self._watermark.get(part, 0)
@@ -113,6 +117,7 @@ class HotPath:
             await self._deadletter(tp, rec, exc)
         await self._ship(self.engine.take_outputs())
         self._next_offset[tp] = records[-1].offset + 1
+        self._batch_done.set()
         self.metrics.batch_seconds.observe(time.perf_counter() - t0)
         if time.monotonic() - self._last_checkpoint >= self.s.worker_commit_interval_s:
             await self.checkpoint()
@@ -138,7 +143,7 @@ class HotPath:
                 await send(topic, None, encode_rows(rows[i : i + ROWS_PER_MESSAGE]), None)
         for i in range(0, len(out.summaries), ROWS_PER_MESSAGE):
             chunk = [s.to_dict() for s in out.summaries[i : i + ROWS_PER_MESSAGE]]
-            await send(self.s.topic_summaries, None, orjson.dumps(chunk), 0)
+            await send(self.s.topic_summaries, None, orjson.dumps(chunk), 0)  # one partition: one order
         await self.send_alerts(out.alerts)
         for row in out.scores:
             self.metrics.scores.observe(row.score)
@@ -156,12 +161,21 @@ class HotPath:
         """Snapshot changed accounts, flush every produced message, then commit offsets."""
         async with self._lock:
             t0 = time.perf_counter()
+            while not self._batch_done.is_set():  # no await from here to the capture below
+                await self._batch_done.wait()
             parts = list(self._ready) if partitions is None else list(partitions)
-            for part in parts:
-                for account_id, blob in self.engine.dirty_snapshots(part):
-                    await self.producer.send(self.s.topic_state, account_id.encode(), blob, part)
-            await self.producer.flush()
+            # never snapshot a partition whose restore is still running (it would overwrite the shard record)
+            parts = [p for p in parts if p in self._ready and self._ready[p].is_set()]
+            # Capture the state and the offsets it covers together, between two batches.
+            snaps = [(p, key, blob) for p in parts for key, blob in self.engine.dirty_snapshots(p)]
             offsets = {tp: off for tp, off in self._next_offset.items() if tp.partition in parts}
+            # Outputs first: a snapshot must never reach the changelog before the aggregates and
+            # alerts of the events it covers (after a crash those events are skipped, not re-emitted).
+            await self.producer.flush()
+            for part, account_id, blob in snaps:
+                for key, chunk in split(account_id, blob):
+                    await self.producer.send(self.s.topic_state, key.encode(), chunk, part)
+            await self.producer.flush()
             if offsets:
                 await self._commit(offsets)
             self._last_checkpoint = time.monotonic()
@@ -170,14 +184,19 @@ class HotPath:
 
     async def on_assigned(self, partitions: Iterable[int]) -> None:
         """Restore the state of newly assigned partitions from the changelog before processing them."""
-        for part in partitions:
-            if part in self._ready:
-                continue
-            event = self._ready[part] = asyncio.Event()
-            restored = 0
+        # Register every new partition before the first (slow) restore: a batch of a partition still
+        # waiting for its restore must wait (on_batch), not be taken for someone else's and dropped.
+        new = [part for part in partitions if part not in self._ready]
+        for part in new:
+            self._ready[part] = asyncio.Event()
+        for part in new:
+            event = self._ready[part]
+            restored, parts = 0, Reassembler()
             async for key, blob in self._read_changelog(part):
-                self.engine.restore(part, key.decode(), blob)
-                restored += 1
+                whole = parts.feed(key.decode(), blob)
+                if whole is not None:
+                    self.engine.restore(part, *whole)
+                    restored += 1
             log.info("partition assigned", extra={"partition": part, "restored_accounts": restored})
             event.set()
 

@@ -101,11 +101,16 @@ def register(sub: Any) -> None:
     p.add_argument("--file", type=Path, help="read the SQL from this file")
     p.add_argument("--format", choices=sorted(FORMATTERS), default="table")
     p.add_argument("--allow-writes", action="store_true", help="allow writes and several statements")
+    p.add_argument(
+        "--param", action="append", metavar="NAME=VALUE",
+        help="fill {NAME} declared by '-- @param' in the SQL (repeatable; {db} is automatic)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the query (or statements, with --allow-writes) and print the result."""
+    from pipeline.investigate import declared_params, parse_params, render_sql
     from pipeline.store import open_store
 
     if (args.sql is None) == (args.file is None):
@@ -114,6 +119,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         sql = args.sql if args.sql is not None else args.file.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from None
+    params = parse_params(getattr(args, "param", None))
+    if params or declared_params(sql) or "{db}" in sql:
+        sql = render_sql(sql, params, settings.clickhouse_database)
     check_sql(sql, args.allow_writes)
     store = open_store(settings)
     try:

@@ -127,7 +127,7 @@ class Actor:
         self.asn = rng.choice(ISP_ASNS)
         self.ua = rng.choice(BROWSERS)
         self.models: tuple[tuple[str, ...], tuple[float, ...]] = (("m-large-1", "m-small-1"), (0.7, 0.3))
-        self.models_after = self.models
+        self.models_after: tuple[tuple[str, ...], tuple[float, ...]] = self.models
         self.switch_ts = NEVER
         self.n = 0
         self.last_sh = rng.getrandbits(64)

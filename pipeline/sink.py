@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import DistillWatchError
+from pipeline.logs import configure_logging
+from pipeline.metrics import Metrics
 from pipeline.settings import Settings
+from pipeline.sinkweb import start_sink_web
 from pipeline.sink_rows import DECODERS, SinkBuffer
 from pipeline.store import Store, apply_schema, open_store
 
@@ -41,6 +44,8 @@ class SinkStats:
     flushes: int = 0
     retries: int = 0
     pauses: int = 0
+    metrics: Metrics | None = None  # Prometheus counters, when the process exports them
+    peak_buffer_rows: int = 0  # most rows held in memory at once (bounded: see sink_max_buffer_rows)
 
 
 def topic_tables(settings: Settings) -> dict[str, str]:
@@ -93,11 +98,15 @@ def _flush(buffer: SinkBuffer, store: Store, consumer: Any, stats: SinkStats, st
     """Insert the buffer (retrying with backoff, polling paused) then commit; False if abandoned."""
     delay = BACKOFF_FIRST_S
     paused: set[Any] = set()
+    m = stats.metrics
     while True:
+        pending, t0 = buffer.rows, time.perf_counter()
         try:
             offsets = buffer.flush(store)
         except DistillWatchError as exc:
             stats.retries += 1
+            if m is not None:
+                m.sink_failures.inc()
             if give_up_at is not None and time.monotonic() >= give_up_at:
                 consumer.resume(*paused)
                 log.error("giving up flushing %d rows at shutdown: %s (not committed: replayed on restart)",
@@ -114,6 +123,10 @@ def _flush(buffer: SinkBuffer, store: Store, consumer: Any, stats: SinkStats, st
                 give_up_at = time.monotonic() + 30.0
             continue
         stats.flushes += 1
+        if m is not None and pending:
+            m.sink_rows.labels("all").inc(pending)
+            m.sink_batch_seconds.labels("all").observe(time.perf_counter() - t0)
+            m.sink_buffered_rows.set(buffer.rows)
         _commit(consumer, offsets)
         if paused:
             consumer.resume(*paused)
@@ -134,8 +147,10 @@ def run_sink(settings: Settings, stop_event: threading.Event | None = None, max_
         apply_schema(store)
     tables = topic_tables(settings)
     consumer = _consumer(settings, list(tables))
+    metrics = Metrics()
+    web = start_sink_web(settings, metrics, ready=lambda: bool(consumer.assignment()))
     buffer = SinkBuffer(settings.sink_batch_rows, settings.sink_flush_interval_s)
-    stats = SinkStats()
+    stats = SinkStats(metrics=metrics)
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     paused = False
     try:
@@ -160,6 +175,8 @@ def run_sink(settings: Settings, stop_event: threading.Event | None = None, max_
                     n = len(next(iter(columns.values())))
                     stats.rows[table] = stats.rows.get(table, 0) + n
                     buffer.add(table, columns, tp.topic, tp.partition, rec.offset)
+            if buffer.rows > stats.peak_buffer_rows:
+                stats.peak_buffer_rows = buffer.rows
             if buffer.due() or paused:
                 _flush(buffer, store, consumer, stats, stop, None)
                 if paused:
@@ -167,6 +184,8 @@ def run_sink(settings: Settings, stop_event: threading.Event | None = None, max_
                     paused = False
         _flush(buffer, store, consumer, stats, stop, time.monotonic() + 30.0)
     finally:
+        if web is not None:
+            web.close()
         consumer.close(autocommit=False)
         if own_store:
             store.close()
@@ -182,7 +201,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """CLI entry: run until SIGINT/SIGTERM (or --max-seconds), then flush and exit."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("info")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -41,16 +41,18 @@ class LocalStack:
     def create(cls, settings: Settings, workdir: Path, with_broker: bool = True) -> LocalStack:
         """A stack rooted at ``workdir``; starts a fresh in-memory Tansu broker unless told not to."""
         workdir.mkdir(parents=True, exist_ok=True)
-        stack = cls(settings, workdir)
+        stack = cls(settings.model_copy(update={"sink_web_port": free_port()}), workdir)
         if with_broker:
             port = free_port()
             stack.broker = start_tansu(port, workdir / "tansu.log")
             wait_port("127.0.0.1", port, 30.0)
-            stack.settings = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{port}"})
+            stack.settings = stack.settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{port}"})
         ensure_topics(stack.settings)
         return stack
 
-    def start_worker(self, name: str = "w1", **overrides: Any) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, name: str = "w1", log_level: str = "warning", **overrides: Any
+    ) -> subprocess.Popen[bytes]:
         """Start ``distillwatch worker`` as its own process (logs in workdir/NAME.log)."""
         s = self.settings.model_copy(
             update={"worker_web_port": free_port(), "worker_data_dir": self.workdir / name, **overrides}
@@ -58,7 +60,7 @@ class LocalStack:
         env = {**os.environ, **s.to_env()}
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "worker", "--log-level", "warning"],
+            [sys.executable, "-m", "pipeline.cli", "worker", "--log-level", log_level],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         proc.web_port = s.worker_web_port  # type: ignore[attr-defined]

@@ -52,7 +52,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     if not batch:
                         continue
                     if tp.topic in batch_topics and handler is not None:
-                        await handler(tp, batch)
+                        # Shielded: Faust cancels this loop when it stops the fetcher (rebalances,
+                        # table recovery); a batch cut in half would leave state that covers events
+                        # whose outputs were never sent. The handler always runs to its end.
+                        await asyncio.shield(handler(tp, batch))
                         read_offset[tp] = batch[-1].offset
                         continue
                     for record in batch:  # Faust's normal per-message path

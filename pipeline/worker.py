@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.clusterstate import ClusterState
 from pipeline.engine import AccountSummary, ClusterDetector, DetectionConfig, Engine
 from pipeline.logs import configure_logging
 from pipeline.metrics import Metrics
@@ -157,22 +158,30 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Any:
         await hot.on_assigned(sorted(mine))
 
     summaries = app.topic(s.topic_summaries, partitions=1, key_serializer="raw", value_serializer="raw")
-    cluster_state = app.Table("cluster-state", partitions=1, key_type=bytes, value_type=bytes)
+
+    state = ClusterState(clusters, app.Table("cluster-state", partitions=1, key_type=bytes, value_type=bytes),
+                         every_s=s.worker_commit_interval_s)  # fmt: skip
+
+    def _idle(stream: Any) -> bool:
+        queue = getattr(getattr(stream, "channel", None), "queue", None)
+        return queue is None or bool(queue.empty())
 
     @app.agent(summaries)
     async def cluster_agent(stream: Any) -> None:
-        restored = False
-        async for event in stream.events():
-            if not restored:
-                blob = cluster_state.get(b"detector")
-                if blob:
-                    clusters.restore(blob)
-                restored = True
+        async for event in stream.noack().events():
+            state.restore_once()
+            offset = event.message.offset
+            if state.should_skip(offset):
+                event.ack()
+                continue
             alerts = []
             for item in orjson.loads(event.value):
                 alerts.extend(clusters.add_summary(AccountSummary.from_dict(item)))
             await hot.send_alerts(alerts)
-            cluster_state[b"detector"] = clusters.snapshot()
+            state.applied(event, offset)
+            # Nothing more queued (end of a burst, or a rebalance suspended the flow): snapshot and
+            # ack now. Held acks would block Faust's wait_empty (rebalance, shutdown) and the commit.
+            state.maybe_snapshot(force=_idle(stream))
 
     @app.task
     async def feedback_reader() -> None:
@@ -206,8 +215,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """``distillwatch worker``: run until SIGTERM/SIGINT."""
     from faust import Worker
 
+    from pipeline.tuning import tune_gc
+
     configure_logging(args.log_level)
     app = create_app(settings)
+    tune_gc()
     worker = Worker(app, loglevel=args.log_level, quiet=True, override_logging=False)
     worker.execute_from_commandline()
     return 0

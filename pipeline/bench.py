@@ -1,0 +1,124 @@
+"""``bench``: throughput and latency of the real path, with the hardware ceiling measured in the same run.
+
+One run: generate N contract events over A accounts (the simulator), load them
+into ``api.requests`` on a fresh Tansu broker, then measure
+
+1. ceiling  - a bare aiokafka ``getmany`` + ``orjson.loads`` + per-account count loop;
+2. offline  - the detection core alone (``decode_event`` + ``Engine``), as ``evaluate`` runs it;
+3. worker   - the real worker process end to end: first event consumed -> last
+              aggregate row visible in ClickHouse (the sink running) and alerts produced;
+4. sink     - a fresh sink group re-reading every row batch into ClickHouse;
+5. latency  - event-to-alert p50/p99 at a fixed offered load (events stamped with wall time);
+6. memory   - worker resident memory growth per active account.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline.benchparts import (
+    BenchData,
+    measure_ceiling,
+    measure_latency,
+    measure_offline,
+    measure_sink,
+    measure_worker,
+    make_data,
+)
+from pipeline.settings import Settings
+
+TARGETS = {
+    "worker_events_per_s": (">=", 50_000),
+    "worker_ratio_to_ceiling": (">=", 0.25),
+    "offline_events_per_s": (">=", 100_000),
+    "sink_rows_per_s": (">=", 200_000),
+    "latency_p99_s": ("<=", 2.0),
+    "state_bytes_per_account": ("<=", 4096),
+}
+
+
+def run_once(s: Settings, args: argparse.Namespace, data: BenchData, workdir: Path) -> dict[str, Any]:
+    """One full measurement on a fresh broker and store."""
+    from pipeline.replay import produce_values
+    from pipeline.stack import LocalStack
+
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    s = s.model_copy(update={"kafka_partitions": args.partitions, "clickhouse_path": workdir / "chdb"})
+    with LocalStack.create(s, workdir) as stack:
+        s = stack.settings
+        t = time.perf_counter()
+        asyncio.run(produce_values(s, s.topic_requests, data.items, len(data.items), progress=not args.quiet,
+                                   desc="loading"))  # fmt: skip
+        result: dict[str, Any] = {"load_events_per_s": len(data.items) / (time.perf_counter() - t)}
+        result["ceiling_events_per_s"] = asyncio.run(measure_ceiling(s, len(data.items)))
+        result["offline_events_per_s"] = measure_offline(s, data)
+        result.update(measure_worker(stack, data))
+        result["worker_ratio_to_ceiling"] = result["worker_events_per_s"] / result["ceiling_events_per_s"]
+        result.update(measure_sink(stack))
+        result.update(measure_latency(stack, data, args.latency_rate, args.latency_seconds))
+    return result
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median of every figure over the runs."""
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def format_report(median: dict[str, Any], runs: int, events: int, accounts: int) -> str:
+    """The table printed at the end (and pasted into the README)."""
+    lines = [
+        f"bench: {events:,} events, {accounts:,} accounts, median of {runs} run(s)",
+        f"{'figure':32} {'value':>14}  target",
+        f"{'-' * 32} {'-' * 14}  {'-' * 14}",
+    ]
+    for key, value in median.items():
+        target = TARGETS.get(key)
+        mark = ""
+        if target:
+            op, bar = target
+            ok = value >= bar if op == ">=" else value <= bar
+            mark = f"{op} {bar:g} {'ok' if ok else 'MISSED'}"
+        shown = f"{value:,.3f}" if isinstance(value, float) and value < 100 else f"{value:,.0f}"
+        lines.append(f"{key:32} {shown:>14}  {mark}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    data = make_data(args.events, args.accounts, args.seed, progress=not args.quiet)
+    runs = []
+    for i in range(args.repeat):
+        result = run_once(settings, args, data, Path(args.workdir) / f"run{i + 1}")
+        runs.append(result)
+        if not args.quiet:
+            print(format_report(result, 1, len(data.items), data.accounts))
+    median = summarize(runs)
+    print(format_report(median, len(runs), len(data.items), data.accounts))
+    if args.json:
+        doc = {"events": len(data.items), "accounts": data.accounts, "runs": runs, "median": median}
+        Path(args.json).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("bench", help="measure throughput, latency and memory against the real broker + ClickHouse")
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--accounts", type=int, default=100_000)
+    p.add_argument("--partitions", type=int, default=4)
+    p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--repeat", type=int, default=3, help="runs; the table shows medians")
+    p.add_argument("--latency-rate", type=int, default=10_000, help="offered events/s for the latency phase")
+    p.add_argument("--latency-seconds", type=float, default=20.0)
+    p.add_argument("--workdir", default=".distillwatch/bench")
+    p.add_argument("--json", default="bench.json", help="where to write the figures")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-run tables")
+    p.set_defaults(func=run)

@@ -1,0 +1,252 @@
+"""The measurements ``bench`` makes; each returns plain numbers (events/s, rows/s, seconds, bytes)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline.settings import Settings
+from pipeline.stack import LocalStack
+
+
+@dataclass
+class BenchData:
+    """The events of one benchmark, serialized once: (account key, JSON value)."""
+
+    items: list[tuple[bytes | None, bytes]]
+    accounts: int
+    distinct_events: int
+
+
+def make_data(events: int, accounts: int, seed: int, progress: bool = True) -> BenchData:
+    """``events`` simulated events over ``accounts`` accounts (the simulator's mix of families)."""
+    from tqdm import tqdm
+
+    from pipeline.simulate import SimConfig, generate
+
+    pilot = SimConfig(seed=seed, accounts=min(accounts, 400), hours=1.0)
+    per_account_hour = max(1.0, sum(1 for _ in generate(pilot)) / pilot.accounts)
+    hours = 1.15 * events / (accounts * per_account_hour)
+    items: list[tuple[bytes | None, bytes]] = []
+    ids: set[str] = set()
+    seen: set[str] = set()
+    bar = tqdm(total=events, desc="simulating", unit="ev", disable=not progress, mininterval=0.5)
+    for ev in generate(SimConfig(seed=seed, accounts=accounts, hours=hours)):
+        acct = str(ev["account_id"])
+        items.append((acct.encode(), orjson.dumps(ev)))
+        ids.add(str(ev["event_id"]))
+        seen.add(acct)
+        bar.update(1)
+        if len(items) >= events:
+            break
+    bar.close()
+    return BenchData(items, len(seen), len(ids))
+
+
+async def measure_ceiling(s: Settings, n: int) -> float:
+    """events/s of a bare aiokafka getmany + orjson + per-account count loop over the loaded topic."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from pipeline.worker import kafka_consumer_kwargs
+
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, max_partition_fetch_bytes=8 << 20,
+                                fetch_max_bytes=64 << 20, **kafka_consumer_kwargs(s))  # fmt: skip
+    await consumer.start()
+    try:
+        tps = [TopicPartition(s.topic_requests, p) for p in range(s.kafka_partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        counts: dict[str, int] = {}
+        seen = 0
+        loads = orjson.loads
+        t0 = time.perf_counter()
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=20000)
+            for records in batch.values():
+                for rec in records:
+                    acct = loads(rec.value)["account_id"]
+                    counts[acct] = counts.get(acct, 0) + 1
+                seen += len(records)
+        return seen / (time.perf_counter() - t0)
+    finally:
+        await consumer.stop()
+
+
+def measure_offline(s: Settings, data: BenchData) -> float:
+    """events/s of the detection core alone (decode + engine), as ``evaluate`` drives it."""
+    from pipeline.contract import decode_event
+    from pipeline.engine import DetectionConfig, OfflineRunner
+    from pipeline.tuning import tune_gc
+
+    tune_gc()
+    runner = OfflineRunner(DetectionConfig.from_settings(s))
+    feed = runner.feed
+    t0 = time.perf_counter()
+    for offset, (_, value) in enumerate(data.items):
+        feed(decode_event(value), offset)
+    runner.finish()
+    return len(data.items) / (time.perf_counter() - t0)
+
+
+def _metric(port: int, name: str) -> float:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def measure_worker(stack: LocalStack, data: BenchData, timeout_s: float = 900.0) -> dict[str, float]:
+    """The worker process end to end, first event consumed -> every event's aggregate visible."""
+    s = stack.settings
+    store = stack.open_store()
+    stack.start_sink()
+    proc = stack.start_worker("bench")
+    port = proc.web_port  # type: ignore[attr-defined]
+    rss_base, t0 = 0, 0.0
+    deadline = time.monotonic() + timeout_s
+    while not t0:
+        try:
+            rss_base = rss_base or _rss_bytes(proc.pid)
+            if _metric(port, "distillwatch_events_in_total") > 0:
+                t0 = time.monotonic()
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"worker did not start consuming; see {stack.workdir}/bench.log")
+        time.sleep(0.02)
+    sql = f"SELECT sum(events) FROM {s.clickhouse_database}.account_minute_v"
+    last_log = time.monotonic()
+    while True:
+        counted = store.query(sql)[1][0][0] or 0
+        if counted >= data.distinct_events:
+            t1 = time.monotonic()
+            break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"only {counted}/{data.distinct_events} events counted; see {stack.workdir}")
+        if time.monotonic() - last_log > 10:
+            consumed = _metric(port, "distillwatch_events_in_total")
+            print(f"  worker consumed {consumed:,.0f}, ClickHouse counts {counted:,}/{data.distinct_events:,}")
+            last_log = time.monotonic()
+        time.sleep(0.1)
+    tracked = _metric(port, "distillwatch_accounts_tracked") or data.accounts
+    rss = _rss_bytes(proc.pid)
+    alerts = store.query(f"SELECT count() FROM {s.clickhouse_database}.alerts")[1][0][0]
+    return {
+        "worker_events_per_s": len(data.items) / (t1 - t0),
+        "worker_seconds": t1 - t0,
+        "events_counted_in_clickhouse": float(counted),
+        "alert_messages_in_clickhouse": float(alerts),
+        "worker_rss_mb": rss / 2**20,
+        "state_bytes_per_account": (rss - rss_base) / tracked,
+    }
+
+
+def measure_sink(stack: LocalStack, timeout_s: float = 600.0) -> dict[str, float]:
+    """rows/s of a fresh sink group writing every row batch produced so far into ClickHouse."""
+    from pipeline.sink import run_sink
+
+    stack.stop_sink()
+    s = stack.settings.model_copy(update={"sink_group": stack.settings.sink_group + "-bench"})
+    stop = threading.Event()
+    stats: list[Any] = []
+    thread = threading.Thread(target=lambda: stats.append(run_sink(s, stop, store=stack.open_store())))
+    topics = (s.topic_aggregates, s.topic_scores, s.topic_alerts)
+    t_start = time.monotonic()
+    thread.start()
+    backlog = sum(stack.group_lag(s.sink_group, t) for t in topics)
+    t0 = 0.0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        lag = sum(stack.group_lag(s.sink_group, t) for t in topics)
+        if not t0 and lag < backlog:
+            t0 = time.monotonic()
+        if lag == 0:
+            break
+        time.sleep(0.05)
+    t1 = time.monotonic()
+    stop.set()
+    thread.join(60)
+    rows = sum(stats[0].rows.values()) if stats else 0
+    return {"sink_rows": float(rows), "sink_rows_per_s": rows / (t1 - (t0 or t_start))}
+
+
+async def _latency(s: Settings, data: BenchData, rate: int, seconds: float) -> list[float]:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from pipeline.worker import kafka_consumer_kwargs
+
+    kw = kafka_consumer_kwargs(s)
+    consumer = AIOKafkaConsumer(s.topic_alerts, group_id=None, auto_offset_reset="latest", **kw)
+    producer = AIOKafkaProducer(linger_ms=5, **kw)
+    await consumer.start()
+    await producer.start()
+    start_ms = int(time.time() * 1000)
+    latencies: list[float] = []
+    done = asyncio.Event()
+
+    async def listen() -> None:
+        while not done.is_set():
+            batch = await consumer.getmany(timeout_ms=200)
+            now = time.time() * 1000
+            for records in batch.values():
+                for rec in records:
+                    alert = orjson.loads(rec.value)
+                    end = _ms(alert["window_end"])
+                    if end >= start_ms:
+                        latencies.append((now - end) / 1000)
+
+    listener = asyncio.create_task(listen())
+    tick, sent, i = 0.05, 0, 0
+    per_tick = max(1, int(rate * tick))
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        now_ms = int(time.time() * 1000)
+        for _ in range(per_tick):
+            key, value = data.items[i % len(data.items)]
+            ev = orjson.loads(value)
+            ev["ts"], ev["event_id"] = now_ms, f"lat-{i}"
+            await producer.send(s.topic_requests, orjson.dumps(ev), key=key)
+            i += 1
+        sent += per_tick
+        await asyncio.sleep(max(0.0, t0 + sent / rate - time.monotonic()))
+    await producer.flush()
+    await asyncio.sleep(3.0)  # let the last alerts arrive
+    done.set()
+    await listener
+    await producer.stop()
+    await consumer.stop()
+    return latencies
+
+
+def _ms(rfc3339: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(rfc3339).timestamp() * 1000)
+
+
+def measure_latency(stack: LocalStack, data: BenchData, rate: int, seconds: float) -> dict[str, float]:
+    """Event-to-alert latency at ``rate`` offered events/s (event ts = wall clock when produced)."""
+    lat = sorted(asyncio.run(_latency(stack.settings, data, rate, seconds)))
+    if not lat:
+        return {"latency_alerts": 0.0, "latency_p50_s": float("nan"), "latency_p99_s": float("nan")}
+    return {
+        "latency_alerts": float(len(lat)),
+        "latency_p50_s": lat[len(lat) // 2],
+        "latency_p99_s": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+    }

@@ -1,0 +1,133 @@
+"""Operability: the worker's /metrics, /livez, /readyz while it processes real traffic; JSON logs that
+locate every dead-lettered message; the sink's endpoints (pipeline.sinkweb)."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import orjson
+import pytest
+from stackutil import encode, event, isolated_settings, produce
+
+from pipeline.broker import free_port
+from pipeline.metrics import Metrics
+from pipeline.sinkweb import SinkWeb, start_sink_web
+from pipeline.stack import LocalStack
+
+pytestmark = pytest.mark.integration
+CONTROL = re.compile(r"\x08|\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    """(status, body) of GET http://127.0.0.1:PORT/PATH; (0, b"") if nothing answers yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:
+        return 0, b""
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one Prometheus sample (0 when absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        m = re.match(rf"{name}(?:\{{(.*)\}})? (\S+)$", line)
+        if m and ",".join(sorted((m.group(1) or "").split(","))) == want:
+            return float(m.group(2))
+    return 0.0
+
+
+def wait_for(check, timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.3)
+
+
+def test_worker_metrics_health_and_deadletter_logs(broker: str, tmp_path: Path) -> None:
+    s = isolated_settings(broker, tmp_path)
+    good = [encode(event(i, account=f"acct-{i % 7}")) for i in range(400)]
+    bad = [(b"acct-1", b"{not json"), (b"acct-2", b"[1, 2]"), (b"acct-3", orjson.dumps({"event_id": "x"}))]
+    with LocalStack.create(s, tmp_path, with_broker=False) as stack:
+        worker = stack.start_worker()
+        port = worker.web_port  # type: ignore[attr-defined]
+        assert wait_for(lambda: get(port, "/livez")[0] == 200, 60)
+        # Ready means partitions assigned: /readyz lists them once the group has settled.
+        status, body = wait_for(lambda: (r := get(port, "/readyz"))[0] == 200 and r, 60)
+        assert orjson.loads(body)["ready"] is True and orjson.loads(body)["partitions"]
+        produce(s, s.topic_requests, good[:200] + bad + good[200:])
+        stack.wait_drained(s.app_id, s.topic_requests, timeout_s=60)
+
+        def metrics_seen() -> str | None:
+            status, body = get(port, "/metrics")
+            text = body.decode()
+            done = status == 200 and sample(text, "distillwatch_events_in_total") >= 403
+            return text if done else None
+
+        text = wait_for(metrics_seen, 30)
+        assert sample(text, "distillwatch_events_valid_total") == 400
+        reasons = {
+            r: sample(text, "distillwatch_deadlettered_total", reason=r)
+            for r in re.findall(r'distillwatch_deadlettered_total\{reason="(\w+)"\}', text)
+        }
+        assert sum(reasons.values()) == 3 and len(reasons) >= 2, reasons
+        status, body = get(port, "/readyz")
+        assert status == 200 and orjson.loads(body)["ready"] is True and orjson.loads(body)["partitions"]
+        assert get(port, "/livez")[0] == 200
+        assert worker.poll() is None
+    # Every line is a JSON object. Faust's terminal handling writes a cursor-control sequence
+    # ("\b\x1b[?25h") in front of the first line even without a TTY (reported): strip such codes.
+    log = [CONTROL.sub("", line) for line in (tmp_path / "w1.log").read_text().splitlines() if line.strip()]
+    records = [orjson.loads(line) for line in log]
+    dead = [r for r in records if r.get("msg") == "dead-lettered message"]
+    assert len(dead) == 3, log[-20:]
+    for r in dead:
+        assert r["topic"] == s.topic_requests and r["partition"] >= 0 and r["offset"] >= 0 and r["reason"]
+        assert r["level"] == "warning" and r["ts"]
+    assert {r["reason"] for r in dead} == set(reasons)
+
+
+def test_sink_web_endpoints() -> None:
+    metrics, ready = Metrics(), {"value": False}
+    web = SinkWeb(metrics, lambda: ready["value"], host="127.0.0.1", port=0)
+    try:
+        assert get(web.port, "/livez")[0] == 200
+        assert get(web.port, "/readyz") == (503, b'{"ready":false}')
+        ready["value"] = True
+        assert get(web.port, "/readyz") == (200, b'{"ready":true}')
+        metrics.sink_rows.labels("alerts").inc(42)
+        metrics.sink_failures.inc()
+        status, body = get(web.port, "/metrics")
+        assert status == 200
+        assert sample(body.decode(), "distillwatch_sink_rows_total", table="alerts") == 42
+        assert sample(body.decode(), "distillwatch_sink_failures_total") == 1
+        assert get(web.port, "/nope")[0] == 404
+        # A probe that raises means "not ready", never a crashed endpoint.
+        broken = SinkWeb(metrics, lambda: 1 / 0 > 0, host="127.0.0.1", port=0)  # type: ignore[operator]
+        assert get(broken.port, "/readyz")[0] == 503
+        broken.close()
+    finally:
+        web.close()
+    assert get(web.port, "/livez")[0] == 0, "closed: nothing listens any more"
+
+
+def test_start_sink_web_on_a_taken_port_logs_and_returns_none(caplog: pytest.LogCaptureFixture) -> None:
+    from pipeline.settings import load_settings
+
+    port = free_port()
+    first = start_sink_web(load_settings(sink_web_port=port), Metrics(), lambda: True)
+    assert first is not None and get(port, "/livez")[0] == 200
+    try:
+        assert start_sink_web(load_settings(sink_web_port=port), Metrics(), lambda: True) is None
+        assert "sink web endpoints not started" in caplog.text
+    finally:
+        first.close()
