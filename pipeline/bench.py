@@ -26,12 +26,12 @@ import orjson
 
 from pipeline.benchparts import (
     BenchData,
+    make_data,
     measure_ceiling,
     measure_latency,
     measure_offline,
     measure_sink,
     measure_worker,
-    make_data,
 )
 from pipeline.settings import Settings
 
@@ -47,12 +47,30 @@ TARGETS = {
 
 def run_once(s: Settings, args: argparse.Namespace, data: BenchData, workdir: Path) -> dict[str, Any]:
     """One full measurement on a fresh broker and store."""
-    from pipeline.replay import produce_values
-    from pipeline.stack import LocalStack
 
     if workdir.exists():
         shutil.rmtree(workdir)
-    s = s.model_copy(update={"kafka_partitions": args.partitions, "clickhouse_path": workdir / "chdb"})
+    s = s.model_copy(update={"kafka_partitions": args.partitions, "clickhouse_path": workdir / "chdb",
+                             "clickhouse_database": "distillwatch_bench"})  # fmt: skip
+    server = None
+    if args.clickhouse == "server":
+        from pipeline.chserver import ClickHouseServer
+
+        server = ClickHouseServer(workdir / "clickhouse")
+        server.start()
+        s = s.model_copy(update={"clickhouse_mode": "server", "clickhouse_host": server.host,
+                                 "clickhouse_port": server.tcp_port})  # fmt: skip
+    try:
+        return _measure(s, args, data, workdir)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _measure(s: Settings, args: argparse.Namespace, data: BenchData, workdir: Path) -> dict[str, Any]:
+    from pipeline.replay import produce_values
+    from pipeline.stack import LocalStack
+
     with LocalStack.create(s, workdir) as stack:
         s = stack.settings
         t = time.perf_counter()
@@ -63,7 +81,7 @@ def run_once(s: Settings, args: argparse.Namespace, data: BenchData, workdir: Pa
         result["offline_events_per_s"] = measure_offline(s, data)
         result.update(measure_worker(stack, data))
         result["worker_ratio_to_ceiling"] = result["worker_events_per_s"] / result["ceiling_events_per_s"]
-        result.update(measure_sink(stack))
+        result.update(measure_sink(stack, args.sink_rows))
         result.update(measure_latency(stack, data, args.latency_rate, args.latency_seconds))
     return result
 
@@ -117,7 +135,11 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--repeat", type=int, default=3, help="runs; the table shows medians")
     p.add_argument("--latency-rate", type=int, default=10_000, help="offered events/s for the latency phase")
-    p.add_argument("--latency-seconds", type=float, default=20.0)
+    p.add_argument("--latency-seconds", type=float, default=75.0,
+                   help="paced phase length (event time = wall time; accounts are scored every DW_SCORE_INTERVAL_S)")
+    p.add_argument("--sink-rows", type=int, default=1_000_000, help="rows for the sink measurement")
+    p.add_argument("--clickhouse", choices=("embedded", "server"), default="embedded",
+                   help="embedded chdb, or a private Debian clickhouse-server started for the run")
     p.add_argument("--workdir", default=".distillwatch/bench")
     p.add_argument("--json", default="bench.json", help="where to write the figures")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-run tables")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
 import time
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,8 @@ import orjson
 
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
+
+SPLIT = 20  # account ids per simulated actor in the benchmark data
 
 
 @dataclass
@@ -32,15 +34,21 @@ def make_data(events: int, accounts: int, seed: int, progress: bool = True) -> B
 
     from pipeline.simulate import SimConfig, generate
 
-    pilot = SimConfig(seed=seed, accounts=min(accounts, 400), hours=1.0)
-    per_account_hour = max(1.0, sum(1 for _ in generate(pilot)) / pilot.accounts)
-    hours = 1.15 * events / (accounts * per_account_hour)
+    # The simulator's actors follow daily rhythms, so a short window holds few active accounts:
+    # simulate 1/SPLIT of the accounts over a longer window and give each actor's traffic SPLIT
+    # account ids (by event id hash), so that ~``accounts`` accounts are active among ``events``.
+    actors = max(100, accounts // SPLIT)
+    pilot = SimConfig(seed=seed, accounts=min(actors, 400), hours=1.0)
+    per_actor_hour = max(1.0, sum(1 for _ in generate(pilot)) / pilot.accounts)
+    hours = 1.15 * events / (actors * per_actor_hour)
+    split = max(1, accounts // actors)
     items: list[tuple[bytes | None, bytes]] = []
     ids: set[str] = set()
     seen: set[str] = set()
     bar = tqdm(total=events, desc="simulating", unit="ev", disable=not progress, mininterval=0.5)
-    for ev in generate(SimConfig(seed=seed, accounts=accounts, hours=hours)):
-        acct = str(ev["account_id"])
+    for ev in generate(SimConfig(seed=seed, accounts=actors, hours=hours)):
+        acct = f"{ev['account_id']}.{zlib.crc32(str(ev['event_id']).encode()) % split}"
+        ev = {**ev, "account_id": acct}  # a copy: the simulator yields a retried event's dict twice
         items.append((acct.encode(), orjson.dumps(ev)))
         ids.add(str(ev["event_id"]))
         seen.add(acct)
@@ -97,7 +105,11 @@ def measure_offline(s: Settings, data: BenchData) -> float:
 
 
 def _metric(port: int, name: str) -> float:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    """A metric of the worker; 0 while its web server does not answer (busy or starting)."""
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return 0.0
     for line in body.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
@@ -157,33 +169,59 @@ def measure_worker(stack: LocalStack, data: BenchData, timeout_s: float = 900.0)
     }
 
 
-def measure_sink(stack: LocalStack, timeout_s: float = 600.0) -> dict[str, float]:
-    """rows/s of a fresh sink group writing every row batch produced so far into ClickHouse."""
+def aggregate_messages(rows: int, batch: int = 500) -> list[bytes]:
+    """``rows`` realistic per-account-minute rows, ``batch`` per Kafka message (as the worker sends them)."""
+    from pipeline.records import AggregateRow, encode_rows
+
+    base = int(time.time()) // 60 * 60_000
+    out = []
+    for start in range(0, rows, batch):
+        out.append(encode_rows([
+            AggregateRow(
+                account_id=f"acct-{i % 20000:06d}", minute_ms=base + (i // 20000) * 60_000, version=i % 97 + 1,
+                events=i % 97 + 1, input_tokens=900 * (i % 7), output_tokens=400 * (i % 5), errors=i % 3,
+                latency_ms_sum=123.5 * (i % 11), category_counts=[i % 4, 1, 0, 2, 0, 0, 0, 1, 0, 3],
+                models=["m-large-1", "m-large-2"][: 1 + i % 2],
+            )
+            for i in range(start, min(rows, start + batch))
+        ]))  # fmt: skip
+    return out
+
+
+def measure_sink(stack: LocalStack, rows: int, timeout_s: float = 600.0) -> dict[str, float]:
+    """rows/s of the real sink (Kafka consumer, decode, ClickHouse insert, commit) over a loaded backlog."""
+    from pipeline.replay import produce_values
     from pipeline.sink import run_sink
+    from pipeline.topics import ensure_topics
 
     stack.stop_sink()
-    s = stack.settings.model_copy(update={"sink_group": stack.settings.sink_group + "-bench"})
+    base = stack.settings
+    s = base.model_copy(update={
+        "sink_group": base.sink_group + "-bench",
+        **{f"topic_{t}": f"sinkbench.{t}" for t in ("aggregates", "scores", "alerts", "feedback")},
+    })  # fmt: skip
+    ensure_topics(s)
+    values = aggregate_messages(rows)
+    asyncio.run(produce_values(s, s.topic_aggregates, ((None, v) for v in values), progress=False))
     stop = threading.Event()
     stats: list[Any] = []
     thread = threading.Thread(target=lambda: stats.append(run_sink(s, stop, store=stack.open_store())))
-    topics = (s.topic_aggregates, s.topic_scores, s.topic_alerts)
-    t_start = time.monotonic()
+    backlog = stack.group_lag(s.sink_group, s.topic_aggregates)
     thread.start()
-    backlog = sum(stack.group_lag(s.sink_group, t) for t in topics)
     t0 = 0.0
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        lag = sum(stack.group_lag(s.sink_group, t) for t in topics)
+        lag = stack.group_lag(s.sink_group, s.topic_aggregates)
         if not t0 and lag < backlog:
             t0 = time.monotonic()
         if lag == 0:
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     t1 = time.monotonic()
     stop.set()
     thread.join(60)
-    rows = sum(stats[0].rows.values()) if stats else 0
-    return {"sink_rows": float(rows), "sink_rows_per_s": rows / (t1 - (t0 or t_start))}
+    written = sum(stats[0].rows.values()) if stats else 0
+    return {"sink_rows": float(written), "sink_rows_per_s": written / max(1e-9, t1 - t0)}
 
 
 async def _latency(s: Settings, data: BenchData, rate: int, seconds: float) -> list[float]:
@@ -220,8 +258,8 @@ async def _latency(s: Settings, data: BenchData, rate: int, seconds: float) -> l
         for _ in range(per_tick):
             key, value = data.items[i % len(data.items)]
             ev = orjson.loads(value)
-            ev["ts"], ev["event_id"] = now_ms, f"lat-{i}"
-            await producer.send(s.topic_requests, orjson.dumps(ev), key=key)
+            ev["ts"], ev["event_id"], ev["account_id"] = now_ms, f"lat-{i}", f"lat-{ev['account_id']}"
+            await producer.send(s.topic_requests, orjson.dumps(ev), key=b"lat-" + (key or b""))
             i += 1
         sent += per_tick
         await asyncio.sleep(max(0.0, t0 + sent / rate - time.monotonic()))

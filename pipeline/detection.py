@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -89,12 +90,16 @@ HARVEST_TERM = 0
 def evidence(f: list[float], has_old_model: bool, hst: float = 0.0) -> list[float]:
     """Each term in [0, 1]; directional (only the suspicious direction counts).
 
-    ``h`` (chain-of-thought share x prompt diversity x enough events) gates the
+    ``h`` (chain-of-thought share, 6 h lower bound and recent, x prompt diversity x enough
+    events) gates the
     terms that are only suspicious together with harvesting: templated
     production apps and benchmark runs have low diversity.
     """
     conf = _clip(f[IDX["events_6h"]] / 12)
-    cot = _clip((f[IDX["cot_share_6h_lower"]] - 0.2) / 0.25) * conf
+    # the recent (15 min) traffic must be chain-of-thought heavy too: a finished benchmark run keeps
+    # the 6 h share high while the account's current, diverse traffic is ordinary
+    recent = _clip((f[IDX["cot_share"]] - 0.1) / 0.2)
+    cot = _clip((f[IDX["cot_share_6h_lower"]] - 0.2) / 0.25) * conf * recent
     templated = max(f[IDX["template_concentration"]], f[IDX["template_repeat_15m"]])
     div = _clip((0.8 - templated) / 0.35)
     h = cot * div
@@ -196,11 +201,10 @@ class Scorer:
         self.learned += 1
         st.own_n += 1
         a = max(0.05, 1.0 / st.own_n)
-        m = st.own
-        for i, v in enumerate(f):
-            d = v - m[i]
-            m[i] += a * d
-            m[NF + i] = (1 - a) * (m[NF + i] + a * d * d)
+        if st.own_n == 1:
+            st.own = array("f", f)
+        else:
+            st.own = array("f", [m + a * (v - m) for m, v in zip(st.own, f, strict=True)])
 
     def snapshot(self) -> bytes:
         return pickle.dumps((self.pop, self.hst, self.learned, self.hst_learned))

@@ -50,7 +50,10 @@ from pipeline.features import (
 from pipeline.records import AggregateRow, FeedbackRow, ScoreRow
 
 CAT_SLOT = {c: CAT0 + i for c, i in CATEGORY_INDEX.items()}
-SHARD_KEY = "\x00shard"  # changelog key of the shard-level state (population model, clocks)
+SHARD_KEY = "\x00shard"
+# Sequential evidence: a chain-of-thought CUSUM (+0.6 per CoT event, -0.4 otherwise, in tenths) at or
+# above this level lets an account be scored every interval with >= 3 new events instead of 10.
+COT_CUSUM_LEVEL = 15  # changelog key of the shard-level state (population model, clocks)
 _NAMES = list(NAMES)
 
 
@@ -181,8 +184,13 @@ class Engine:
                 v[THR] += 1
             elif status >= 500:
                 v[ERR] += 1
-        if event.cot:
+        if event.cot:  # CUSUM of chain-of-thought share vs 0.4, in tenths (small ints: no allocation)
             v[COT] += 1
+            c = st.cusum + 6
+            st.cusum = c if c < 200 else 200
+        elif st.cusum:
+            c = st.cusum - 4
+            st.cusum = c if c > 0 else 0
         if event.tools:
             v[TOOL] += 1
         cat = event.category
@@ -233,7 +241,9 @@ class Engine:
         st.pending = n
         if n == 1:
             sh.pending[st.account_id] = st
-        if ts >= st.next_score_ms and (n >= self._min_events or ts >= st.force_ms):
+        if ts >= st.next_score_ms and (
+            n >= self._min_events or ts >= st.force_ms or (n >= 3 and st.cusum >= COT_CUSUM_LEVEL)
+        ):
             self._score(sh, st, ts)
 
     # -- per account-minute / per score ---------------------------------------
@@ -373,7 +383,8 @@ class Engine:
         sh.pending.pop(a, None)
         st.last_score_ms, st.last_score = now, score
         # back off (5 intervals) while the account looks clearly ordinary: at most one score per interval
-        backoff = 1 if score >= 0.2 * cfg.alert_threshold or st.incident is not None else 5
+        hot = score >= 0.2 * cfg.alert_threshold or st.incident is not None or st.cusum >= COT_CUSUM_LEVEL
+        backoff = 1 if hot else 5
         st.next_score_ms = now + cfg.score_interval_ms * backoff
         st.force_ms = now + cfg.max_score_gap_ms
         if not st.dirty:

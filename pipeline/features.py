@@ -130,6 +130,7 @@ class AccountState:
         "has_old_model",
         "t1",
         "t2",
+        "cusum",
     )
 
     def __init__(self, account_id: str, shard: int, created_ms: int, first_ms: int) -> None:
@@ -168,7 +169,7 @@ class AccountState:
         self.force_ms = 0
         self.last_score_ms = 0
         self.last_score = 0.0
-        self.own = array("f", bytes(8 * NF))  # own-history EWMA: means [0, NF), variances [NF, 2 NF)
+        self.own = array("f")  # own-history EWMA of the features (allocated at the first learning)
         self.own_n = 0
         self.fp_bias = 0.0
         self.confirmed = False
@@ -176,6 +177,7 @@ class AccountState:
         self.incident: Incident | None = None
         self.dups = self.late = self.events = 0
         self.dirty = False
+        self.cusum = 0  # chain-of-thought CUSUM in tenths (see engine.COT_CUSUM_LEVEL)
 
     # -- persistence ---------------------------------------------------------
     def dump(self) -> list[object]:

@@ -113,8 +113,8 @@ class HotPath:
         n = len(records)
         self.metrics.events_in.inc(n)
         self.metrics.events_valid.inc(n - len(bad))
-        for rec, exc in bad:
-            await self._deadletter(tp, rec, exc)
+        for rec, err in bad:
+            await self._deadletter(tp, rec, err)
         await self._ship(self.engine.take_outputs())
         self._next_offset[tp] = records[-1].offset + 1
         self._batch_done.set()

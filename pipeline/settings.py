@@ -7,6 +7,7 @@ appear in ``repr``, logs, ``--help`` or error messages.
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Literal
 
@@ -23,57 +24,63 @@ class Settings(BaseSettings):
 
     # --- Kafka -------------------------------------------------------------
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="host:port[,host:port] of the brokers")
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
-    kafka_sasl_username: str = ""
-    kafka_sasl_password: SecretStr = SecretStr("")
-    kafka_ssl_cafile: str = ""
-    kafka_ssl_certfile: str = ""
-    kafka_ssl_keyfile: str = ""
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism"
+    )
+    kafka_sasl_username: str = Field("", description="SASL user")
+    kafka_sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (secret)")
+    kafka_ssl_cafile: str = Field("", description="CA bundle for Kafka TLS")
+    kafka_ssl_certfile: str = Field("", description="client certificate for Kafka mTLS")
+    kafka_ssl_keyfile: str = Field("", description="client key for Kafka mTLS")
     kafka_partitions: int = Field(4, ge=1, description="partitions created by `topics` for the hot topic")
-    kafka_rebalance_timeout_s: float = 10.0
-    kafka_session_timeout_s: float = 6.0
-    kafka_heartbeat_interval_s: float = 2.0
+    kafka_rebalance_timeout_s: float = Field(10.0, description="consumer-group rebalance timeout")
+    kafka_session_timeout_s: float = Field(6.0, description="consumer-group session timeout")
+    kafka_heartbeat_interval_s: float = Field(2.0, description="consumer-group heartbeat")
 
     # --- Topics ------------------------------------------------------------
-    topic_requests: str = "api.requests"
-    topic_deadletter: str = "api.requests.deadletter"
-    topic_alerts: str = "anomaly.alerts"
-    topic_feedback: str = "anomaly.feedback"
-    topic_aggregates: str = "distillwatch.aggregates"
-    topic_scores: str = "distillwatch.scores"
-    topic_summaries: str = "distillwatch.summaries"
-    topic_state: str = "distillwatch.state-changelog"
+    topic_requests: str = Field("api.requests", description="input: API request events")
+    topic_deadletter: str = Field("api.requests.deadletter", description="invalid input, with reason")
+    topic_alerts: str = Field("anomaly.alerts", description="output: alert state changes")
+    topic_feedback: str = Field("anomaly.feedback", description="analyst verdicts and allowlists")
+    topic_aggregates: str = Field("distillwatch.aggregates", description="per-account-minute rows for the sink")
+    topic_scores: str = Field("distillwatch.scores", description="account scorings for the sink")
+    topic_summaries: str = Field("distillwatch.summaries", description="account summaries for cluster detection")
+    topic_state: str = Field("distillwatch.state-changelog", description="compacted per-account state")
 
     # --- Worker ------------------------------------------------------------
     app_id: str = Field("distillwatch", description="Faust app id = consumer group of the worker")
-    worker_web_port: int = 6066
-    worker_data_dir: Path = Path(".distillwatch/worker")
+    worker_web_port: int = Field(6066, description="worker /metrics /livez /readyz")
+    worker_data_dir: Path = Field(Path(".distillwatch/worker"), description="Faust data directory")
     worker_commit_interval_s: float = Field(2.0, gt=0, description="state flush + offset commit period")
-    worker_max_batch: int = Field(20000, ge=1, description="records handed to the core in one batch")
+    worker_max_batch: int = Field(5000, ge=1, description="records handed to the core in one batch")
 
     # --- Detection ---------------------------------------------------------
-    seed: int = 7
+    seed: int = Field(7, description="seed of every random choice (models, simulator default)")
     score_interval_s: int = Field(60, ge=1, description="event-time seconds between scores of one account")
-    alert_threshold: float = Field(0.5, ge=0, le=1)
-    allowed_lateness_s: int = Field(600, ge=0)
+    alert_threshold: float = Field(0.5, ge=0, le=1, description="score at which an incident opens")
+    allowed_lateness_s: int = Field(600, ge=0, description="event-time lateness still aggregated")
 
     # --- Sink / ClickHouse ---------------------------------------------------
-    sink_group: str = "distillwatch-sink"
-    sink_web_port: int = 6067
-    sink_batch_rows: int = Field(50000, ge=1)
-    sink_flush_interval_s: float = Field(1.0, gt=0)
+    sink_group: str = Field("distillwatch-sink", description="consumer group of the sink")
+    sink_web_port: int = Field(6067, description="sink /metrics /livez /readyz")
+    sink_batch_rows: int = Field(50000, ge=1, description="rows per ClickHouse insert")
+    sink_flush_interval_s: float = Field(1.0, gt=0, description="max seconds a row waits")
     sink_max_buffer_rows: int = Field(500000, ge=1, description="stop consuming above this backlog")
-    clickhouse_mode: Literal["embedded", "server"] = "embedded"
-    clickhouse_path: Path = Path(".distillwatch/chdb")
-    clickhouse_host: str = "127.0.0.1"
-    clickhouse_port: int = 9000
-    clickhouse_user: str = "default"
-    clickhouse_password: SecretStr = SecretStr("")
-    clickhouse_database: str = "distillwatch"
-    clickhouse_secure: bool = False
-    clickhouse_ca_certs: str = ""
-    ip_hash_key: SecretStr = SecretStr("distillwatch-dev-key")
+    clickhouse_mode: Literal["embedded", "server"] = Field(
+        "embedded", description="embedded chdb (demo) or a ClickHouse server"
+    )
+    clickhouse_path: Path = Field(Path(".distillwatch/chdb"), description="embedded store folder")
+    clickhouse_host: str = Field("127.0.0.1", description="server host")
+    clickhouse_port: int = Field(9000, description="server native port (9440 with TLS)")
+    clickhouse_user: str = Field("default", description="server user")
+    clickhouse_password: SecretStr = Field(SecretStr(""), description="server password (secret)")
+    clickhouse_database: str = Field("distillwatch", description="database of the tables")
+    clickhouse_secure: bool = Field(False, description="TLS to the server")
+    clickhouse_ca_certs: str = Field("", description="CA bundle for ClickHouse TLS")
+    ip_hash_key: SecretStr = Field(SecretStr("distillwatch-dev-key"), description="key of IP hashes (secret)")
 
     def to_env(self) -> dict[str, str]:
         """``DW_*`` variables reproducing these settings in a child process (secrets included)."""
@@ -97,12 +104,10 @@ class Settings(BaseSettings):
             kw["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
         return kw
 
-    def ssl_context(self) -> object | None:
+    def ssl_context(self) -> ssl.SSLContext | None:
         """An SSL context for Kafka when TLS is configured, else None."""
         if "SSL" not in self.kafka_security_protocol:
             return None
-        import ssl
-
         ctx = ssl.create_default_context(cafile=self.kafka_ssl_cafile or None)
         if self.kafka_ssl_certfile:
             ctx.load_cert_chain(self.kafka_ssl_certfile, self.kafka_ssl_keyfile or None)
@@ -114,7 +119,5 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"DW_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"DW_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None

@@ -24,8 +24,8 @@ from pipeline.errors import DistillWatchError
 from pipeline.logs import configure_logging
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
-from pipeline.sinkweb import start_sink_web
 from pipeline.sink_rows import DECODERS, SinkBuffer
+from pipeline.sinkweb import start_sink_web
 from pipeline.store import Store, apply_schema, open_store
 
 log = logging.getLogger("distillwatch.sink")

@@ -101,7 +101,7 @@ class DistillWatchApp(faust.App):
         return BatchTransport(self.conf.broker_consumer, self)
 
     def _new_consumer(self) -> Any:
-        consumer = super()._new_consumer()
+        consumer = cast(BatchConsumer, super()._new_consumer())
         consumer.batch_topics = self._batch_topics
         consumer.batch_handler = self._batch_handler
         return consumer

@@ -144,14 +144,14 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Any:
         return bool(await app.batch_consumer.commit_offsets(offsets))
 
     hot = HotPath(s, engine, producer, commit, lambda p: read_partition(s, s.topic_state, p), metrics)
-    app.set_batch_handler(frozenset({s.topic_requests}), hot.on_batch)
-    app.distillwatch = {"engine": engine, "clusters": clusters, "hot": hot, "metrics": metrics}
+    app.set_batch_handler(frozenset({s.topic_requests}), hot.on_batch)  # type: ignore[arg-type]
+    app.distillwatch = {"engine": engine, "clusters": clusters, "hot": hot, "metrics": metrics}  # type: ignore[attr-defined]
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         await hot.checkpoint()  # everything durable before anyone else reads our partitions
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
         mine = {tp.partition for tp in assigned if tp.topic == s.topic_requests}
         await hot.on_revoked([p for p in list(hot._ready) if p not in mine])

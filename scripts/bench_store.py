@@ -18,37 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from pipeline.records import AggregateRow, encode_rows  # noqa: E402
+from pipeline.benchparts import aggregate_messages  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
 from pipeline.sink_rows import DECODERS, SinkBuffer  # noqa: E402
 from pipeline.store import apply_schema, open_store  # noqa: E402
-
-
-def messages(rows: int, batch: int) -> list[bytes]:
-    """``rows`` realistic aggregate rows, ``batch`` per message value."""
-    base = int(time.time()) // 60 * 60_000
-    out = []
-    for start in range(0, rows, batch):
-        out.append(
-            encode_rows(
-                [
-                    AggregateRow(
-                        account_id=f"acct-{i % 20000:06d}",
-                        minute_ms=base + (i // 20000) * 60_000,
-                        version=i % 97 + 1,
-                        events=i % 97 + 1,
-                        input_tokens=900 * (i % 7),
-                        output_tokens=400 * (i % 5),
-                        errors=i % 3,
-                        latency_ms_sum=123.5 * (i % 11),
-                        category_counts=[i % 4, 1, 0, 2, 0, 0, 0, 1, 0, 3],
-                        models=["claude-x", "claude-y"][: 1 + i % 2],
-                    )  # fmt: skip
-                    for i in range(start, min(rows, start + batch))
-                ]
-            )
-        )
-    return out
 
 
 def main() -> int:
@@ -63,7 +36,7 @@ def main() -> int:
     server = None
     port = args.port
     if args.mode == "server" and not port:
-        from servers import ClickHouseServer
+        from pipeline.chserver import ClickHouseServer
 
         server = ClickHouseServer(tmp / "clickhouse")
         server.start()
@@ -75,7 +48,7 @@ def main() -> int:
     store = open_store(settings)
     try:
         apply_schema(store)
-        values = messages(args.rows, args.batch)
+        values = aggregate_messages(args.rows, args.batch)
         decode = DECODERS["account_minute"]
         buffer = SinkBuffer(args.flush, 3600.0)
         t_convert = t_insert = 0.0

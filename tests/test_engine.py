@@ -5,10 +5,13 @@ from __future__ import annotations
 import functools
 import tracemalloc
 
+import orjson
+
 from pipeline.clusters import AccountSummary, ClusterDetector
 from pipeline.contract import Event, event_from_dict
 from pipeline.detection import DetectionConfig
 from pipeline.engine import Engine, run_offline
+from pipeline.features import AccountState
 from pipeline.records import FeedbackRow
 from pipeline.simulate import SimConfig, generate
 
@@ -209,3 +212,24 @@ def test_memory_per_account_under_4kb() -> None:
     per = (tracemalloc.get_traced_memory()[0] - before) / n
     tracemalloc.stop()
     assert per < 4096, per
+
+
+def test_idle_accounts_evicted_with_tombstone_and_return_fresh() -> None:
+    e = Engine(CFG)
+    evs = harvest_events("old", n=20) + harvest_events("busy", n=20)
+    _run(e, evs)
+    e.dirty_snapshots(0)
+    later = T0 + CFG.idle_evict_ms + 2 * 3_600_000
+    e.advance(0, later)  # forced last scoring; the incident resolves after quiet_ms, then eviction
+    e.advance(0, later + 2 * 3_600_000)
+    e.take_outputs()
+    sh = e._shards[0]
+    assert "old" not in sh.accounts and e.evicted == 2
+    snaps = dict(e.dirty_snapshots(0))
+    assert snaps["old"] == b"" and snaps["busy"] == b""  # changelog tombstones
+    r = Engine(CFG)
+    r.restore(0, "old", orjson.dumps(AccountState("old", 0, T0, T0).dump()))
+    r.restore(0, "old", b"")  # a tombstone later in the log wins
+    assert r.accounts_tracked() == 0
+    _run(e, harvest_events("old", n=5, start=later + 3 * 3_600_000), 1000)  # a returning account starts afresh
+    assert sh.accounts["old"].events == 5
