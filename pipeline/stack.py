@@ -44,7 +44,7 @@ class LocalStack:
         stack = cls(settings.model_copy(update={"sink_web_port": free_port()}), workdir)
         if with_broker:
             port = free_port()
-            stack.broker = start_tansu(port, workdir / "tansu.log")
+            stack.broker = start_tansu(port, workdir / "tansu.log", binary_path=settings.tansu_bin)
             wait_port("127.0.0.1", port, 30.0)
             stack.settings = stack.settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{port}"})
         ensure_topics(stack.settings)

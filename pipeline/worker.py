@@ -172,13 +172,13 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Any:
             state.restore_once()
             offset = event.message.offset
             if state.should_skip(offset):
-                event.ack()
-                continue
-            alerts = []
-            for item in orjson.loads(event.value):
-                alerts.extend(clusters.add_summary(AccountSummary.from_dict(item)))
-            await hot.send_alerts(alerts)
-            state.applied(event, offset)
+                state.hold(event)  # already applied: acked with the next snapshot, which covers it durably
+            else:
+                alerts = []
+                for item in orjson.loads(event.value):
+                    alerts.extend(clusters.add_summary(AccountSummary.from_dict(item)))
+                await hot.send_alerts(alerts)
+                state.applied(event, offset)
             # Nothing more queued (end of a burst, or a rebalance suspended the flow): snapshot and
             # ack now. Held acks would block Faust's wait_empty (rebalance, shutdown) and the commit.
             state.maybe_snapshot(force=_idle(stream))
@@ -194,6 +194,10 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Any:
     @app.timer(s.worker_commit_interval_s)
     async def periodic_checkpoint() -> None:
         await hot.checkpoint()
+        for tp, next_offset in list(hot._next_offset.items()):
+            highwater = app.consumer.highwater(tp)  # from the last fetch response; None before one
+            if highwater is not None:
+                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - next_offset))
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

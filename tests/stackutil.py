@@ -82,3 +82,26 @@ def event(i: int, account: str = "acct-1", ts: int = 1_790_000_000_000, **extra:
 
 def encode(ev: dict[str, Any]) -> tuple[bytes, bytes]:
     return ev["account_id"].encode(), orjson.dumps(ev)
+
+
+def metrics_text(port: int) -> str:
+    """The worker's Prometheus exposition (empty if it does not answer yet)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            return resp.read().decode()
+    except OSError:
+        return ""
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one Prometheus sample (0 when absent)."""
+    import re
+
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        m = re.match(rf"{name}(?:\{{(.*)\}})? (\S+)$", line)
+        if m and ",".join(sorted((m.group(1) or "").split(","))) == want:
+            return float(m.group(2))
+    return 0.0

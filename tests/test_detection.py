@@ -16,6 +16,7 @@ def feats(**kw: float) -> list[float]:
     for k, v in kw.items():
         f[IDX[k]] = v
     f[IDX["cot_share_6h_lower"]] = f[IDX["cot_share_6h"]]
+    f[IDX["cot_share"]] = kw.get("cot_share", f[IDX["cot_share_6h"]])
     return f
 
 
@@ -39,6 +40,12 @@ def test_templated_cot_is_not_harvesting() -> None:
     """A benchmark run: all chain-of-thought, but one template, old account."""
     bench = feats(cot_share_6h=0.95, template_concentration=1.0, rate_per_min_15m=30, new_model_share=1.0)
     assert score(bench) < 0.2
+
+
+def test_finished_cot_run_does_not_make_later_diverse_traffic_harvesting() -> None:
+    """6 h CoT share still high from an earlier benchmark run, current diverse traffic without CoT."""
+    after = feats(cot_share_6h=0.85, cot_share=0.05, template_concentration=0.5, new_model_share=1.0)
+    assert score(after) < 0.1
 
 
 def test_few_events_carry_little_evidence() -> None:

@@ -25,7 +25,8 @@ def _comparable(alert: dict[str, object]) -> tuple[object, ...]:
 
 def test_stream_and_offline_emit_the_same_alerts(broker: str, tmp_path: Path) -> None:
     events_file = tmp_path / "events.jsonl"
-    events_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in generate(SimConfig(seed=5, accounts=80, hours=4))))
+    sample = generate(SimConfig(seed=5, accounts=80, hours=4))
+    events_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in sample))
     s = isolated_settings(broker, tmp_path, partitions=1)
 
     runner = OfflineRunner(DetectionConfig.from_settings(s))
