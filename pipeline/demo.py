@@ -20,15 +20,16 @@ import orjson
 from pipeline.settings import Settings
 
 INVESTIGATOR_SQL = """\
-SELECT account_id,
-       round(max(score), 3)            AS max_score,
-       argMax(severity, score)         AS severity,
-       argMax(feature_names[1], score) AS top_feature,
-       count()                         AS scorings
-FROM {db}.account_scores
-GROUP BY account_id
-HAVING max_score >= 0.5
-ORDER BY max_score DESC
+SELECT subject_kind                               AS kind,
+       subject_id,
+       length(argMax(accounts, version))          AS accounts,
+       argMax(severity, version)                  AS severity,
+       round(max(score), 3)                       AS max_score,
+       argMax(reason_features, version)[1]        AS top_reason,
+       min(first_seen)                            AS first_seen
+FROM {db}.alerts
+GROUP BY subject_kind, subject_id
+ORDER BY max_score DESC, subject_id
 LIMIT 10"""
 
 

@@ -50,10 +50,10 @@ from pipeline.features import (
 from pipeline.records import AggregateRow, FeedbackRow, ScoreRow
 
 CAT_SLOT = {c: CAT0 + i for c, i in CATEGORY_INDEX.items()}
-SHARD_KEY = "\x00shard"
+SHARD_KEY = "\x00shard"  # changelog key of the shard-level state (population model, clocks)
 # Sequential evidence: a chain-of-thought CUSUM (+0.6 per CoT event, -0.4 otherwise, in tenths) at or
-# above this level lets an account be scored every interval with >= 3 new events instead of 10.
-COT_CUSUM_LEVEL = 15  # changelog key of the shard-level state (population model, clocks)
+# above this level lets an account be scored every interval with any new event instead of 10.
+COT_CUSUM_LEVEL = 15
 _NAMES = list(NAMES)
 
 
@@ -242,7 +242,7 @@ class Engine:
         if n == 1:
             sh.pending[st.account_id] = st
         if ts >= st.next_score_ms and (
-            n >= self._min_events or ts >= st.force_ms or (n >= 3 and st.cusum >= COT_CUSUM_LEVEL)
+            n >= self._min_events or ts >= st.force_ms or st.cusum >= COT_CUSUM_LEVEL
         ):
             self._score(sh, st, ts)
 

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
             kw["sasl_mechanism"] = self.kafka_sasl_mechanism
             kw["sasl_plain_username"] = self.kafka_sasl_username
             kw["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        ctx = self.ssl_context()  # every client (topics admin, feedback, sink...) gets the same TLS setup
+        if ctx is not None:
+            kw["ssl_context"] = ctx
         return kw
 
     def ssl_context(self) -> ssl.SSLContext | None:

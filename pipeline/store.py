@@ -12,6 +12,7 @@ The DDL in ``schemas/clickhouse/*.sql`` is written for modern ClickHouse;
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,11 @@ import orjson
 
 from pipeline.errors import ConfigError, DistillWatchError, StoreUnavailable
 from pipeline.settings import Settings
+
+# clickhouse-driver logs a traceback (WARNING) on every failed connect. Without a handler of its own
+# it reached stderr through logging's last resort: a CLI error became a traceback. Processes that
+# configure logging (worker, sink) still get it, as one JSON record.
+logging.getLogger("clickhouse_driver").addHandler(logging.NullHandler())
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "clickhouse"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z").match

@@ -87,20 +87,23 @@ EXPECTED = {
 LATE_IDS = {"o4", "o5", "g3", "l3", "l5", "h3"}  # the events Engine.late counts
 
 
-def _settings(ch: Any) -> Settings:
+def _settings(bootstrap: str, ch: Any) -> Settings:
     tag = uuid.uuid4().hex[:8]
     return load_settings(
-        kafka_partitions=1, app_id=f"dw-late-{tag}", sink_group=f"sink-late-{tag}", clickhouse_mode="server",
-        clickhouse_host=ch.host, clickhouse_port=ch.tcp_port, clickhouse_database=f"dw_late_{tag}",
-        worker_commit_interval_s=0.5, sink_flush_interval_s=0.3, allowed_lateness_s=LATENESS_S,
+        kafka_bootstrap=bootstrap, kafka_partitions=1, app_id=f"dw-late-{tag}", sink_group=f"sink-late-{tag}",
+        clickhouse_mode="server", clickhouse_host=ch.host, clickhouse_port=ch.tcp_port,
+        clickhouse_database=f"dw_late_{tag}", worker_commit_interval_s=0.5, sink_flush_interval_s=0.3,
+        allowed_lateness_s=LATENESS_S,
         **{n: f"t{tag}.{n.removeprefix('topic_')}" for n in Settings.model_fields if n.startswith("topic_")},
     )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def counted(clickhouse_server: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], int]:
+def counted(
+    broker: str, clickhouse_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> dict[tuple[str, int], int]:
     """(account, minute index) -> events in account_minute_v after the sequence went through."""
-    s = _settings(clickhouse_server)
+    s = _settings(broker, clickhouse_server)
     seq = sequence()
     with LocalStack.create(s, tmp_path_factory.mktemp("late"), with_broker=False) as stack:
         stack.start_sink()
@@ -158,4 +161,3 @@ def test_gap_minute_within_lateness_is_counted(counted: dict[tuple[str, int], in
                    "a retry after 16 newer events of the same account is counted again")  # fmt: skip
 def test_retry_after_16_newer_events_counted_once(counted: dict[tuple[str, int], int]) -> None:
     assert counted[("dup16", 9)] == 18
-
