@@ -28,6 +28,24 @@ class BenchData:
     distinct_events: int
 
 
+def _split_account(ev: dict[str, Any], k: int) -> dict[str, Any]:
+    """Account ``k`` of an actor: its own id, address and fingerprints (so splits do not look linked)."""
+    ev = {**ev, "account_id": f"{ev['account_id']}.{k}"}
+    client = dict(ev.get("client") or {})
+    if k and "ip" in client and "." in client["ip"]:
+        a, b, c, d = client["ip"].split(".")
+        client["ip"] = f"{a}.{b}.{(int(c) + 7 * k) % 256}.{d}"
+        client["user_agent"] = f"{client.get('user_agent', '')} s{k}"
+    ev["client"] = client
+    if k and ev.get("payment_fingerprint"):
+        ev["payment_fingerprint"] = f"{ev['payment_fingerprint']}{k:x}"
+    prompt = dict(ev.get("prompt") or {})
+    if k and prompt.get("template_hash"):
+        prompt["template_hash"] = f"{prompt['template_hash']}{k:x}"
+    ev["prompt"] = prompt
+    return ev
+
+
 def make_data(events: int, accounts: int, seed: int, progress: bool = True) -> BenchData:
     """``events`` simulated events over ``accounts`` accounts (the simulator's mix of families)."""
     from tqdm import tqdm
@@ -47,8 +65,9 @@ def make_data(events: int, accounts: int, seed: int, progress: bool = True) -> B
     seen: set[str] = set()
     bar = tqdm(total=events, desc="simulating", unit="ev", disable=not progress, mininterval=0.5)
     for ev in generate(SimConfig(seed=seed, accounts=actors, hours=hours)):
-        acct = f"{ev['account_id']}.{zlib.crc32(str(ev['event_id']).encode()) % split}"
-        ev = {**ev, "account_id": acct}  # a copy: the simulator yields a retried event's dict twice
+        k = zlib.crc32(str(ev["event_id"]).encode()) % split
+        ev = _split_account(ev, k)  # a copy: the simulator yields a retried event's dict twice
+        acct = ev["account_id"]
         items.append((acct.encode(), orjson.dumps(ev)))
         ids.add(str(ev["event_id"]))
         seen.add(acct)

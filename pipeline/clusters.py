@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 KIND_WEIGHT = {"pay": 2.0, "ip": 1.0, "au": 1.0, "tpl": 1.0}
 
+COMPONENT_GAP_MS = 60_000
+
 
 @dataclass(slots=True)
 class AccountSummary:
@@ -115,6 +117,7 @@ class ClusterDetector:
         self.index: dict[str, list[str]] = {}
         self.adj: dict[str, dict[str, list[str]]] = {}
         self.last_eval: dict[str, int] = {}
+        self.comp_eval: dict[str, int] = {}  # account -> event time its component was last scored
         self.member_of: dict[str, str] = {}
         self.incidents: dict[str, Incident] = {}
         self.bias: dict[str, float] = {}
@@ -170,7 +173,13 @@ class ClusterDetector:
         return sorted(seen)
 
     def _evaluate(self, a: str, now: int, out: list[Alert]) -> None:
+        # A component is scored at most once per COMPONENT_GAP_MS of event time, whichever member's
+        # summary arrives: scoring costs O(members x links), so per-summary scoring is quadratic.
+        if now - self.comp_eval.get(a, -COMPONENT_GAP_MS) < COMPONENT_GAP_MS:
+            return
         members = self._component(a)
+        for m in members:
+            self.comp_eval[m] = now
         if len(members) < self.config.cluster_min_size:
             return
         ss = [self.summaries[m] for m in members]
@@ -249,6 +258,7 @@ class ClusterDetector:
         for b in self.adj.pop(a, {}):
             self.adj.get(b, {}).pop(a, None)
         self.last_eval.pop(a, None)
+        self.comp_eval.pop(a, None)
 
     def apply_feedback(self, fb: FeedbackRow) -> None:
         """Allowlisted accounts leave every cluster; a false positive raises that cluster's threshold."""
@@ -268,6 +278,7 @@ class ClusterDetector:
                 "index": self.index,
                 "adj": self.adj,
                 "last_eval": self.last_eval,
+                "comp_eval": self.comp_eval,
                 "member_of": self.member_of,
                 "incidents": {c: i.dump() for c, i in self.incidents.items()},
                 "bias": self.bias,
@@ -281,6 +292,7 @@ class ClusterDetector:
         self.summaries = {s["account_id"]: AccountSummary.from_dict(s) for s in d["summaries"]}
         self.keysets = {a: set(k) for a, k in d["keysets"].items()}
         self.index, self.adj, self.last_eval = d["index"], d["adj"], d["last_eval"]
+        self.comp_eval = d.get("comp_eval", {})
         self.member_of, self.bias, self.last_sweep = d["member_of"], d["bias"], d["last_sweep"]
         self.incidents = {c: Incident.load(i) for c, i in d["incidents"].items()}
         self.allow = set(d["allow"])
