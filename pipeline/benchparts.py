@@ -67,7 +67,7 @@ def make_data(events: int, accounts: int, seed: int, progress: bool = True) -> B
     for ev in generate(SimConfig(seed=seed, accounts=actors, hours=hours)):
         k = zlib.crc32(str(ev["event_id"]).encode()) % split
         ev = _split_account(ev, k)  # a copy: the simulator yields a retried event's dict twice
-        acct = ev["account_id"]
+        acct = str(ev["account_id"])
         items.append((acct.encode(), orjson.dumps(ev)))
         ids.add(str(ev["event_id"]))
         seen.add(acct)

@@ -20,7 +20,7 @@ import orjson
 
 from pipeline.alerts import IncidentPolicy, severity_of
 from pipeline.clusters import AccountSummary, ClusterDetector
-from pipeline.contract import CATEGORY_INDEX, Alert, Event
+from pipeline.contract import CATEGORY_INDEX, Alert, Event, Reason
 from pipeline.detection import DetectionConfig, Scorer
 from pipeline.features import (
     CAT0,
@@ -350,7 +350,7 @@ class Engine:
                 _NAMES,
                 f,
                 list(sh.scorer.pop),
-                [r.contribution for r in reasons],
+                _contributions(reasons),
                 st.org_id,
                 list(st.ips.examples),
                 [int(x.split("|", 1)[0]) for x in au],
@@ -546,6 +546,12 @@ class Engine:
 
     def accounts_tracked(self) -> int:
         return sum(len(sh.accounts) for sh in self._shards.values())
+
+
+def _contributions(reasons: list[Reason]) -> list[float]:
+    """One contribution per feature of ``_NAMES`` (0.0 for features that are not among the reasons)."""
+    by_name = {r.feature: r.contribution for r in reasons}
+    return [by_name.get(name, 0.0) for name in _NAMES]
 
 
 class OfflineRunner:

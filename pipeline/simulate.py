@@ -95,8 +95,9 @@ def _parse_start(text: str) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("simulate", help="write labelled synthetic traffic (events JSONL + labels CSV)")
-    p.add_argument("--out-events", required=True, help="events JSON Lines file to write")
+    p.add_argument("--out-events", help="events JSON Lines file to write")
     p.add_argument("--out-labels", required=True, help="labels CSV file to write")
+    p.add_argument("--kafka", action="store_true", help="send the events to DW_TOPIC_REQUESTS instead of a file")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: DW_SEED)")
     p.add_argument("--accounts", type=int, default=1000)
     p.add_argument("--hours", type=float, default=48.0)
@@ -113,8 +114,13 @@ def run(args: argparse.Namespace, settings: object) -> int:
         raise DistillWatchError("--accounts must be >= 10 and --hours > 0")
     seed = args.seed if args.seed is not None else int(getattr(settings, "seed", 1))
     cfg = SimConfig(seed=seed, accounts=args.accounts, hours=args.hours, start_ms=_parse_start(args.start))
+    if args.kafka == bool(args.out_events):
+        raise DistillWatchError("give exactly one of --out-events FILE or --kafka")
     n = 0
     try:
+        if args.kafka:
+            _write_labels(args.out_labels, cfg)
+            return _to_kafka(cfg, settings)
         with open(args.out_events, "wb") as fh:
             buf = []
             for ev in generate(cfg):
@@ -125,11 +131,30 @@ def run(args: argparse.Namespace, settings: object) -> int:
                     buf.clear()
             if buf:
                 fh.write(b"\n".join(buf) + b"\n")
-        with open(args.out_labels, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["account_id", "label", "scenario"])
-            w.writerows(labels(cfg))
+        _write_labels(args.out_labels, cfg)
     except OSError as exc:
         raise DistillWatchError(f"cannot write output: {exc}") from None
     print(f"wrote {n} events for {cfg.accounts} accounts ({cfg.hours} h, seed {seed})")
+    return 0
+
+
+def _write_labels(path: str, cfg: SimConfig) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["account_id", "label", "scenario"])
+        w.writerows(labels(cfg))
+
+
+def _to_kafka(cfg: SimConfig, settings: object) -> int:
+    """Produce the simulated events straight into the request topic (keyed by account)."""
+    import asyncio
+
+    from pipeline.replay import event_items, produce_values
+    from pipeline.settings import Settings
+
+    if not isinstance(settings, Settings):
+        raise TypeError("settings must be a Settings")
+    topic = settings.topic_requests
+    n = asyncio.run(produce_values(settings, topic, event_items(generate(cfg)), desc="simulating"))
+    print(f"sent {n} events for {cfg.accounts} accounts ({cfg.hours} h, seed {cfg.seed}) to {topic}")
     return 0
