@@ -273,7 +273,7 @@ class ClusterDetector:
     def snapshot(self) -> bytes:
         return orjson.dumps(
             {
-                "summaries": [s.to_dict() for s in self.summaries.values()],
+                "summaries": list(self.summaries.values()),  # dataclasses: orjson serializes them natively
                 "keysets": {a: sorted(k) for a, k in self.keysets.items()},
                 "index": self.index,
                 "adj": self.adj,
