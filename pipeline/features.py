@@ -192,6 +192,8 @@ class AccountState:
                 val = val.tolist()
             elif isinstance(val, RecentIds | SimhashNovelty | HeavyHitters | DistinctSketch | Incident):
                 val = val.dump()
+            elif name == "last_ip":
+                val = ""  # a memo of the raw address: never written to the changelog (only prefixes are)
             out.append(val)
         return out
 

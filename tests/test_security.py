@@ -214,8 +214,6 @@ def test_client_ips_only_as_prefixes(stored: dict[str, Any]) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="known gap (features.py AccountState.last_ip): the internal state "
-                   "changelog stores each account's last full client address")  # fmt: skip
 def test_state_changelog_holds_no_full_client_ip(stored: dict[str, Any]) -> None:
     for v in stored["state"]:
         for ip in IPS:
