@@ -20,6 +20,7 @@ True
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from pipeline.contract import SEVERITIES, Alert, Reason
 
@@ -92,6 +93,12 @@ class Incident:
 
 class IncidentPolicy:
     """Turns a stream of scores of one subject into few, meaningful alert messages."""
+
+    @classmethod
+    def for_config(cls, config: Any, detector: str) -> IncidentPolicy:
+        """The policy of ``detector`` with the thresholds of a ``DetectionConfig``."""
+        return cls(config.alert_threshold, config.update_gap_ms, config.score_delta, config.quiet_ms, detector,
+                   config.model_version)  # fmt: skip
 
     def __init__(
         self,

@@ -104,14 +104,7 @@ class ClusterDetector:
 
     def __init__(self, config: DetectionConfig) -> None:
         self.config = config
-        self.policy = IncidentPolicy(
-            config.alert_threshold,
-            config.update_gap_ms,
-            config.score_delta,
-            config.quiet_ms,
-            "cluster",
-            config.model_version,
-        )
+        self.policy = IncidentPolicy.for_config(config, "cluster")
         self.summaries: dict[str, AccountSummary] = {}
         self.keysets: dict[str, set[str]] = {}
         self.index: dict[str, list[str]] = {}

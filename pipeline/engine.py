@@ -116,14 +116,7 @@ class Engine:
 
     def __init__(self, config: DetectionConfig) -> None:
         self.config = config
-        self.policy = IncidentPolicy(
-            config.alert_threshold,
-            config.update_gap_ms,
-            config.score_delta,
-            config.quiet_ms,
-            "account-behaviour",
-            config.model_version,
-        )
+        self.policy = IncidentPolicy.for_config(config, "account-behaviour")
         self._shards: dict[int, _Shard] = {}
         self._out = Outputs()
         self._allow: set[str] = set()

@@ -18,23 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.charts import PALETTE, Bar, Series, bar_chart, line_chart
+from pipeline.contract import CATEGORIES
 from pipeline.errors import ConfigError
 from pipeline.investigate import literal, load_query, render_sql
 from pipeline.settings import Settings
 from pipeline.store import Store
 
-CATEGORIES = (
-    "chat",
-    "coding",
-    "reasoning",
-    "math",
-    "agentic",
-    "tool_use",
-    "vision",
-    "writing",
-    "safety_probe",
-    "other",
-)
 MAX_POINTS = 240
 _CSS = """body{font-family:sans-serif;margin:24px;color:#222;max-width:900px}h1{font-size:20px}
 h2{font-size:15px;margin-top:28px;border-bottom:1px solid #ddd}table{border-collapse:collapse;font-size:12px}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from pipeline.contract import CATEGORIES
 from pipeline.sim_actors import (
     BROWSERS,
     CLOUD_ASNS,
@@ -210,21 +211,7 @@ def category_sweep(m: random.Random, s: int, e: int, r: int) -> list[Actor]:
     _cloud(a)
     a.styles[""] = Style(cot=rng.uniform(0.4, 0.7), templates=_templates(rng, 10), tpl_p=0.5, out_mult=3)
     t0, t1 = _attack_window(a, s, e, (4, 20))
-    cats = [
-        c
-        for c in (
-            "chat",
-            "coding",
-            "reasoning",
-            "math",
-            "agentic",
-            "tool_use",
-            "vision",
-            "writing",
-            "safety_probe",
-            "other",
-        )
-    ]
+    cats = list(CATEGORIES)
     rng.shuffle(cats)
     blk, rate = int(rng.uniform(15, 45) * MIN), rng.uniform(5, 20)
     for k, t in enumerate(range(t0, t1, blk)):

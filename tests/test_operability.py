@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from stackutil import encode, event, isolated_settings, produce
+from stackutil import encode, event, isolated_settings, metric, produce
 
 from pipeline.broker import free_port
 from pipeline.metrics import Metrics
@@ -33,14 +33,6 @@ def get(port: int, path: str) -> tuple[int, bytes]:
         return 0, b""
 
 
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one Prometheus sample (0 when absent)."""
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        m = re.match(rf"{name}(?:\{{(.*)\}})? (\S+)$", line)
-        if m and ",".join(sorted((m.group(1) or "").split(","))) == want:
-            return float(m.group(2))
-    return 0.0
 
 
 def wait_for(check, timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
@@ -70,13 +62,13 @@ def test_worker_metrics_health_and_deadletter_logs(broker: str, tmp_path: Path) 
         def metrics_seen() -> str | None:
             status, body = get(port, "/metrics")
             text = body.decode()
-            done = status == 200 and sample(text, "distillwatch_events_in_total") >= 403
+            done = status == 200 and metric(text, "distillwatch_events_in_total") >= 403
             return text if done else None
 
         text = wait_for(metrics_seen, 30)
-        assert sample(text, "distillwatch_events_valid_total") == 400
+        assert metric(text, "distillwatch_events_valid_total") == 400
         reasons = {
-            r: sample(text, "distillwatch_deadlettered_total", reason=r)
+            r: metric(text, "distillwatch_deadlettered_total", reason=r)
             for r in re.findall(r'distillwatch_deadlettered_total\{reason="(\w+)"\}', text)
         }
         assert sum(reasons.values()) == 3 and len(reasons) >= 2, reasons
@@ -108,8 +100,8 @@ def test_sink_web_endpoints() -> None:
         metrics.sink_failures.inc()
         status, body = get(web.port, "/metrics")
         assert status == 200
-        assert sample(body.decode(), "distillwatch_sink_rows_total", table="alerts") == 42
-        assert sample(body.decode(), "distillwatch_sink_failures_total") == 1
+        assert metric(body.decode(), "distillwatch_sink_rows_total", table="alerts") == 42
+        assert metric(body.decode(), "distillwatch_sink_failures_total") == 1
         assert get(web.port, "/nope")[0] == 404
         # A probe that raises means "not ready", never a crashed endpoint.
         broken = SinkWeb(metrics, lambda: 1 / 0 > 0, host="127.0.0.1", port=0)  # type: ignore[operator]
