@@ -86,6 +86,15 @@ class HotPath:
         self._batch_done.set()
         self._last_checkpoint = time.monotonic()
 
+    @property
+    def partitions(self) -> list[int]:
+        """Partitions of the request topic this worker owns (restored or restoring)."""
+        return sorted(self._ready)
+
+    def positions(self) -> list[tuple[Any, int]]:
+        """(topic partition, next offset to process) for every partition processed so far."""
+        return list(self._next_offset.items())
+
     # ------------------------------------------------------------------ hot path
     async def on_batch(self, tp: TopicPartition, records: Sequence[Any]) -> None:
         """Process one fetched batch of one partition (called by the batch consumer)."""

@@ -26,7 +26,6 @@ from pipeline.engine import AccountSummary, ClusterDetector, DetectionConfig, En
 from pipeline.logs import configure_logging
 from pipeline.metrics import Metrics
 from pipeline.processor import HotPath
-from pipeline.records import FeedbackRow
 from pipeline.settings import Settings
 
 log = logging.getLogger("distillwatch.worker")
@@ -154,7 +153,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Any:
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
         mine = {tp.partition for tp in assigned if tp.topic == s.topic_requests}
-        await hot.on_revoked([p for p in list(hot._ready) if p not in mine])
+        await hot.on_revoked([p for p in hot.partitions if p not in mine])
         await hot.on_assigned(sorted(mine))
 
     summaries = app.topic(s.topic_summaries, partitions=1, key_serializer="raw", value_serializer="raw")
@@ -194,7 +193,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Any:
     @app.timer(s.worker_commit_interval_s)
     async def periodic_checkpoint() -> None:
         await hot.checkpoint()
-        for tp, next_offset in list(hot._next_offset.items()):
+        for tp, next_offset in hot.positions():
             highwater = app.consumer.highwater(tp)  # from the last fetch response; None before one
             if highwater is not None:
                 metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - next_offset))
@@ -209,8 +208,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Any:
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = app.consumer is not None and not app.rebalancing and bool(hot._ready)
-        return web.json({"ready": ready, "partitions": sorted(hot._ready)}, status=200 if ready else 503)
+        ready = app.consumer is not None and not app.rebalancing and bool(hot.partitions)
+        return web.json({"ready": ready, "partitions": hot.partitions}, status=200 if ready else 503)
 
     return app
 
@@ -235,4 +234,4 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-__all__ = ["FeedbackRow", "create_app", "read_partition", "register"]
+__all__ = ["create_app", "read_partition", "register"]
