@@ -116,6 +116,7 @@ class ClusterDetector:
         self.bias: dict[str, float] = {}
         self.allow: set[str] = set()
         self.last_sweep = 0
+        self.last_forget_hour = 0
 
     def add_summary(self, s: AccountSummary) -> list[Alert]:
         """Ingest one summary; returns cluster alert messages (open/update/resolved)."""
@@ -238,6 +239,9 @@ class ClusterDetector:
                 out.append(alert)
                 del self.incidents[cid]
                 self.member_of = {m: c for m, c in self.member_of.items() if c != cid}
+        if now // 3_600_000 == self.last_forget_hour:  # the full scan once per event-time hour
+            return
+        self.last_forget_hour = now // 3_600_000
         stale = [a for a, s in self.summaries.items() if now - s.ts_ms > 2 * 86_400_000]
         for a in stale:
             self._forget(a)
@@ -277,6 +281,7 @@ class ClusterDetector:
                 "bias": self.bias,
                 "allow": sorted(self.allow),
                 "last_sweep": self.last_sweep,
+                "last_forget_hour": self.last_forget_hour,
             }
         )
 
@@ -289,3 +294,4 @@ class ClusterDetector:
         self.member_of, self.bias, self.last_sweep = d["member_of"], d["bias"], d["last_sweep"]
         self.incidents = {c: Incident.load(i) for c, i in d["incidents"].items()}
         self.allow = set(d["allow"])
+        self.last_forget_hour = d.get("last_forget_hour", 0)

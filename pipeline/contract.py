@@ -179,7 +179,66 @@ def decode_event(raw: bytes) -> Event:
         raise InvalidEvent(reason, None, str(exc)[:120]) from None
     if type(d) is not dict:
         raise InvalidEvent("not_object", None, type(d).__name__)
-    return event_from_dict(d)
+    return _common_event(d) or event_from_dict(d)
+
+
+_OK_IP: dict[str, bool] = {}  # validated addresses (bounded memo: the same clients recur)
+
+
+def _common_event(d: dict) -> Event | None:  # type: ignore[type-arg]
+    """Fast path for the common well-formed shape; None means "let the full validator decide".
+
+    Accepts only what ``_event_from_dict`` accepts, with the same values (tests compare the two).
+    """
+    g = d.get
+    eid, acct, model, ts = g("event_id"), g("account_id"), g("model"), g("ts")
+    status, tin, tout, created = g("status"), g("input_tokens"), g("output_tokens"), g("account_created_at")
+    lat, stream, client, prompt = g("latency_ms", 0.0), g("stream", False), g("client"), g("prompt")
+    org, key, endpoint, pay = g("org_id"), g("api_key_id"), g("endpoint"), g("payment_fingerprint")
+    if not (
+        type(eid) is str and type(acct) is str and type(model) is str and type(ts) is int
+        and type(status) is int and type(tin) is int and type(tout) is int
+        and 0 < len(eid) <= MAX_ID_CHARS and 0 < len(acct) <= MAX_ID_CHARS and 0 < len(model) <= MAX_ID_CHARS
+        and MIN_TS_MS <= ts < MAX_TS_MS and 100 <= status <= 599 and 0 <= tin <= _MAX_INT and 0 <= tout <= _MAX_INT
+        and (created is None or (type(created) is int and MIN_TS_MS <= created < MAX_TS_MS))
+        and (type(lat) is float or type(lat) is int) and 0 <= lat < 1e12 and type(stream) is bool
+        and type(client) is dict and type(prompt) is dict
+        and (org is None or (type(org) is str and len(org) <= MAX_ID_CHARS))
+        and (key is None or (type(key) is str and len(key) <= MAX_ID_CHARS))
+        and (endpoint is None or (type(endpoint) is str and len(endpoint) <= MAX_ID_CHARS))
+        and (pay is None or (type(pay) is str and len(pay) <= MAX_ID_CHARS))
+    ):  # fmt: skip
+        return None
+    cg, pg = client.get, prompt.get
+    ip, asn, country, ua = cg("ip"), cg("asn"), cg("country"), cg("user_agent")
+    sim, tpl, cat, cot = pg("simhash"), pg("template_hash"), pg("category"), pg("cot_elicitation", False)
+    tools, system = pg("tools", 0), pg("system_hash")
+    if not (
+        (ip is None or (type(ip) is str and (_OK_IP.get(ip) or _memo_ip(ip))))
+        and (asn is None or (type(asn) is int and 0 <= asn <= _MAX_INT))
+        and (country is None or (type(country) is str and _COUNTRY(country) is not None))
+        and (ua is None or (type(ua) is str and len(ua) <= MAX_UA_CHARS))
+        and (sim is None or (type(sim) is str and _HEX16(sim) is not None))
+        and (tpl is None or (type(tpl) is str and _HEX(tpl) is not None))
+        and (cat is None or (type(cat) is str and cat in CATEGORY_INDEX)) and type(cot) is bool
+        and type(tools) is int and 0 <= tools <= _MAX_INT
+        and (system is None or (type(system) is str and _HEX(system) is not None))
+    ):  # fmt: skip
+        return None
+    return Event(
+        eid, ts, acct, model, status, tin, tout, org or "", key or "", created or 0, endpoint or "",
+        float(lat), stream, ip or "", -1 if asn is None else asn, country or "", ua or "", pay or "",
+        int(sim, 16) if sim else -1, tpl or "", cat or "", cot, tools, system or "",
+    )  # fmt: skip
+
+
+def _memo_ip(ip: str) -> bool:
+    ok = len(ip) <= 45 and _valid_ip(ip)
+    if ok:
+        if len(_OK_IP) >= 65_536:
+            _OK_IP.clear()
+        _OK_IP[ip] = True
+    return ok
 
 
 _NESTED = {
@@ -335,6 +394,4 @@ class Alert:
 def rfc3339(ms: int) -> str:
     """Epoch milliseconds -> RFC 3339 UTC with millisecond precision."""
 
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -17,7 +17,7 @@ import math
 import pickle
 from array import array
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from pipeline.contract import Reason
 from pipeline.features import NAMES, NF
@@ -38,7 +38,10 @@ class DetectionConfig:
     alert_threshold: float = 0.5
     allowed_lateness_ms: int = 600_000
     min_events_to_score: int = 10
-    max_score_gap_ms: int = 600_000
+    max_score_gap_ms: int = 600_000  # forced re-score of a hot account (any new events)
+    ordinary_score_gap_ms: int = 3_600_000  # forced re-score of an ordinary-looking account
+    row_gap_ms: int = 300_000  # a clearly ordinary account's scorings emit rows at most this often
+    force_min_events: int = 3  # a forced score needs this many new events (fewer carry no evidence)
     update_gap_ms: int = 900_000
     score_delta: float = 0.1
     quiet_ms: int = 3_600_000
@@ -131,6 +134,16 @@ def squash(f: list[float]) -> dict[str, float]:
     return {n: (x if 0 <= x <= 1 else x / (1 + abs(x))) for n, x in zip(NAMES, f, strict=True)}
 
 
+class Assessment(NamedTuple):
+    """One scoring before explanation: score, per-term logit contributions, evidence, HST input."""
+
+    score: float
+    contributions: list[float]
+    evidence: list[float]
+    x: dict[str, float] | None
+    below: bool  # under the account's own threshold
+
+
 class Scorer:
     """Per-shard population models + the scoring rule; snapshot-able with the shard.
 
@@ -144,6 +157,7 @@ class Scorer:
 
     HST_REACH = 0.5
     HST_LEARN_EVERY = 4
+    HST_LEARN_PER_TICK = 25  # at most this many HST updates per score interval of event time
     FADING = 0.02
 
     def __init__(self, config: DetectionConfig) -> None:
@@ -159,9 +173,19 @@ class Scorer:
         )
         self.learned = 0
         self.hst_learned = 0
+        self.hst_budget = self.HST_LEARN_PER_TICK
+
+    def tick(self) -> None:
+        """A score interval of event time passed: renew the HalfSpaceTrees learning budget."""
+        self.hst_budget = self.HST_LEARN_PER_TICK
 
     def score(self, st: AccountState, f: list[float]) -> tuple[float, list[Reason], float]:
-        """Score one account now: (score, ranked reasons, harvest evidence in [0, 1])."""
+        """Score one account now: (score, ranked reasons, harvest evidence in [0, 1]); learns if normal."""
+        a = self.assess(st, f)
+        return a.score, self.explain(st, f, a), a.evidence[HARVEST_TERM]
+
+    def assess(self, st: AccountState, f: list[float]) -> Assessment:
+        """The score alone (no reasons, no learning): what the engine's screening needs."""
         cfg = self.config
         threshold = cfg.alert_threshold + st.fp_bias
         ev = evidence(f, st.has_old_model, 0.0)
@@ -175,6 +199,11 @@ class Scorer:
                 if hst > 0.7:
                     ev[-1] = _clip((hst - 0.7) / 0.3)
                     score, contrib = combine(ev, st.fp_bias, cfg.bias)
+        return Assessment(score, contrib, ev, x, score < threshold)
+
+    def explain(self, st: AccountState, f: list[float], a: Assessment) -> list[Reason]:
+        """Ranked reasons of an assessment; then learn from it if it looked normal."""
+        contrib = a.contributions
         total = sum(contrib) or 1.0
         reasons = []
         for k in sorted(range(len(contrib)), key=lambda i: -contrib[i])[:5]:
@@ -184,9 +213,9 @@ class Scorer:
             own = k == 9 or k == 6
             base = st.own[fi] if own and st.own_n else self.pop[fi]
             reasons.append(Reason(NAMES[fi], round(f[fi], 4), round(base, 4), round(contrib[k] / total, 4)))
-        if score < threshold and not st.confirmed and st.incident is None:
-            self.learn(st, f, x)
-        return score, reasons, ev[HARVEST_TERM]
+        if a.below and not st.confirmed and st.incident is None:
+            self.learn(st, f, a.x)
+        return reasons
 
     def learn(self, st: AccountState, f: list[float], x: dict[str, float] | None = None) -> None:
         """Update population and own-history baselines with a normal-looking observation."""
@@ -195,9 +224,10 @@ class Scorer:
             self.pop = [p + a * (v - p) for p, v in zip(self.pop, f, strict=True)]
         else:
             self.pop = list(f)
-        if self.learned % self.HST_LEARN_EVERY == 0:
+        if self.learned % self.HST_LEARN_EVERY == 0 and self.hst_budget > 0:
             self.hst.learn_one(x if x is not None else squash(f))
             self.hst_learned += 1
+            self.hst_budget -= 1
         self.learned += 1
         st.own_n += 1
         a = max(0.05, 1.0 / st.own_n)
@@ -207,7 +237,7 @@ class Scorer:
             st.own = array("f", [m + a * (v - m) for m, v in zip(st.own, f, strict=True)])
 
     def snapshot(self) -> bytes:
-        return pickle.dumps((self.pop, self.hst, self.learned, self.hst_learned))
+        return pickle.dumps((self.pop, self.hst, self.learned, self.hst_learned, self.hst_budget))
 
     def restore(self, blob: bytes) -> None:
-        self.pop, self.hst, self.learned, self.hst_learned = pickle.loads(blob)
+        self.pop, self.hst, self.learned, self.hst_learned, self.hst_budget = pickle.loads(blob)

@@ -21,7 +21,7 @@ import orjson
 from pipeline.alerts import IncidentPolicy, severity_of
 from pipeline.clusters import AccountSummary, ClusterDetector
 from pipeline.contract import CATEGORY_INDEX, Alert, Event, Reason
-from pipeline.detection import DetectionConfig, Scorer
+from pipeline.detection import HARVEST_TERM, DetectionConfig, Scorer
 from pipeline.features import (
     CAT0,
     COT,
@@ -126,6 +126,7 @@ class Engine:
         self.duplicates = self.replayed = self.late = self.evicted = 0
         self._lateness = config.allowed_lateness_ms
         self._min_events = config.min_events_to_score
+        self._force_min = config.force_min_events
 
     # -- hot path -------------------------------------------------------------
     def add(self, event: Event, shard: int, offset: int) -> None:
@@ -235,7 +236,7 @@ class Engine:
         if n == 1:
             sh.pending[st.account_id] = st
         if ts >= st.next_score_ms and (
-            n >= self._min_events or ts >= st.force_ms or st.cusum >= COT_CUSUM_LEVEL
+            n >= self._min_events or st.cusum >= COT_CUSUM_LEVEL or (ts >= st.force_ms and n >= self._force_min)
         ):
             self._score(sh, st, ts)
 
@@ -316,7 +317,14 @@ class Engine:
     def _score(self, sh: _Shard, st: AccountState, now: int) -> None:
         cfg = self.config
         f = feature_vector(st, now)
-        score, reasons, harvest = sh.scorer.score(st, f)
+        assessed = sh.scorer.assess(st, f)
+        score = assessed.score
+        if st.incident is None and score < 0.2 * cfg.alert_threshold and now - st.row_ms < cfg.row_gap_ms:
+            self._screened(sh, st, now, score)  # clearly ordinary and reported recently: no new rows
+            return
+        reasons = sh.scorer.explain(st, f, assessed)
+        harvest = assessed.evidence[HARVEST_TERM]
+        st.row_ms = now
         thr = min(0.95, cfg.alert_threshold + st.fp_bias)
         sev = "" if st.allowlisted else severity_of(score, thr)
         a = st.account_id
@@ -372,14 +380,19 @@ class Engine:
                 st.allowlisted,
             )
         )
+        self._screened(sh, st, now, score)
+
+    def _screened(self, sh: _Shard, st: AccountState, now: int, score: float) -> None:
+        """Bookkeeping of every scoring: pending events consumed, the next score times."""
+        cfg = self.config
         st.pending = 0
-        sh.pending.pop(a, None)
+        sh.pending.pop(st.account_id, None)
         st.last_score_ms, st.last_score = now, score
-        # back off (5 intervals) while the account looks clearly ordinary: at most one score per interval
+        # Every interval while an account is near or over the threshold (time to detect, severity
+        # escalation); back off to 5 intervals and a long forced gap while it looks clearly ordinary.
         hot = score >= 0.2 * cfg.alert_threshold or st.incident is not None or st.cusum >= COT_CUSUM_LEVEL
-        backoff = 1 if hot else 5
-        st.next_score_ms = now + cfg.score_interval_ms * backoff
-        st.force_ms = now + cfg.max_score_gap_ms
+        st.next_score_ms = now + cfg.score_interval_ms * (1 if hot else 5)
+        st.force_ms = now + (cfg.max_score_gap_ms if hot else cfg.ordinary_score_gap_ms)
         if not st.dirty:
             st.dirty = True
             sh.dirty.append(st)
@@ -389,6 +402,7 @@ class Engine:
         interval = self.config.score_interval_ms
         b = now - now % interval
         sh.next_boundary = b + interval
+        sh.scorer.tick()
         for a in sorted(sh.open):
             st = sh.open[a]
             if st.incident is None:
@@ -402,8 +416,10 @@ class Engine:
                 if not st.dirty:
                     st.dirty = True
                     sh.dirty.append(st)
+        least = self._force_min
         due = sorted(
-            (s for s in sh.pending.values() if s.force_ms <= b), key=lambda s: (s.force_ms, s.account_id)
+            (s for s in sh.pending.values() if s.force_ms <= b and s.pending >= least),
+            key=lambda s: (s.force_ms, s.account_id),
         )
         for st in due:
             self._score(sh, st, b)
@@ -425,11 +441,12 @@ class Engine:
         gone = [
             a
             for a, st in sh.accounts.items()
-            if st.prev_ts < horizon and st.bucket.minute_ms < horizon and not st.pending and st.incident is None
+            if st.prev_ts < horizon and st.bucket.minute_ms < horizon and st.incident is None
         ]
         for a in gone:
             del sh.accounts[a]
             sh.open.pop(a, None)
+            sh.pending.pop(a, None)
         sh.evicted.extend(gone)
         self.evicted += len(gone)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from array import array
 from itertools import repeat
-from operator import add, mul
+from operator import add, attrgetter, mul
 from typing import Any
 
 from pipeline.alerts import Incident
@@ -131,6 +131,7 @@ class AccountState:
         "t1",
         "t2",
         "cusum",
+        "row_ms",
     )
 
     def __init__(self, account_id: str, shard: int, created_ms: int, first_ms: int) -> None:
@@ -178,23 +179,21 @@ class AccountState:
         self.dups = self.late = self.events = 0
         self.dirty = False
         self.cusum = 0  # chain-of-thought CUSUM in tenths (see engine.COT_CUSUM_LEVEL)
+        self.row_ms = -(1 << 62)  # event time of the last scoring that emitted rows
 
     # -- persistence ---------------------------------------------------------
     def dump(self) -> list[object]:
-        """Plain-JSON form (orjson) of the whole state."""
+        """Plain-JSON form (orjson) of the whole state (one positional list, slot order)."""
+        out = list(_ALL_SLOTS(self))
         b = self.bucket
-        out: list[object] = []
-        for name in self.__slots__:
-            val = getattr(self, name)
-            if name == "bucket":
-                val = [b.minute_ms, b.v, b.models]
-            elif isinstance(val, array):
-                val = val.tolist()
-            elif isinstance(val, RecentIds | SimhashNovelty | HeavyHitters | DistinctSketch | Incident):
-                val = val.dump()
-            elif name == "last_ip":
-                val = ""  # a memo of the raw address: never written to the changelog (only prefixes are)
-            out.append(val)
+        out[_I_BUCKET] = [b.minute_ms, b.v, b.models]
+        for i in _I_ARRAYS:
+            out[i] = out[i].tolist()  # type: ignore[attr-defined]
+        for i in _I_SKETCHES:
+            out[i] = out[i].dump()  # type: ignore[attr-defined]
+        if self.incident is not None:
+            out[_I_INCIDENT] = self.incident.dump()
+        out[_I_LAST_IP] = ""  # a memo of the raw address: never written to the changelog (only prefixes are)
         return out
 
     @classmethod
@@ -222,6 +221,14 @@ class AccountState:
             setattr(st, name, val)
         st.dirty = False
         return st
+
+
+_ALL_SLOTS = attrgetter(*AccountState.__slots__)
+_I_BUCKET = AccountState.__slots__.index("bucket")
+_I_ARRAYS = [AccountState.__slots__.index(n) for n in ("short", "long", "own")]
+_I_SKETCHES = [AccountState.__slots__.index(n) for n in ("ids", "nov", "tpl", "ips", "asn_ua", "pays")]
+_I_INCIDENT = AccountState.__slots__.index("incident")
+_I_LAST_IP = AccountState.__slots__.index("last_ip")
 
 
 def fold(st: AccountState, new_minute_ms: int) -> None:

@@ -23,6 +23,8 @@ from pipeline.contract import (
     SEVERITIES,
     Alert,
     Reason,
+    _common_event,
+    _event_from_dict,
     deadletter_record,
     decode_event,
 )
@@ -104,9 +106,7 @@ def ev(**changes: object) -> bytes:
     return json.dumps(d).encode()
 
 
-MINIMAL = {
-    k: BASE[k] for k in ("event_id", "ts", "account_id", "model", "status", "input_tokens", "output_tokens")
-}
+MINIMAL = {k: BASE[k] for k in ("event_id", "ts", "account_id", "model", "status", "input_tokens", "output_tokens")}
 
 VALID = {
     "full": ev(),
@@ -236,9 +236,7 @@ def test_deadletter_schema_rejects_unknown_reason() -> None:
 _text = st.text(max_size=40)
 _hex = st.from_regex(r"[0-9a-f]{1,64}", fullmatch=True)
 _offsets = st.integers(-(23 * 60 + 59), 23 * 60 + 59).map(lambda m: timezone(timedelta(minutes=m)))
-_iso = st.datetimes(datetime(2015, 1, 2), datetime(2099, 12, 30), timezones=_offsets).map(
-    lambda dt: dt.isoformat()
-)
+_iso = st.datetimes(datetime(2015, 1, 2), datetime(2099, 12, 30), timezones=_offsets).map(lambda dt: dt.isoformat())
 _ts = st.one_of(st.integers(MIN_TS_MS, MAX_TS_MS - 1), _iso)
 
 valid_events = st.fixed_dictionaries(
@@ -341,6 +339,22 @@ def test_code_and_schema_agree(event: dict, mutations: list) -> None:  # type: i
     assert (exc is None) == schema_accepts(raw), (exc, list(EVENT.iter_errors(orjson.loads(raw)))[:3])
 
 
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_events, st.lists(mutation, max_size=3))
+def test_fast_path_agrees_with_full_validator(event: dict, mutations: list) -> None:  # type: ignore[type-arg]
+    """decode_event's fast path accepts only what the full validator accepts, with equal values."""
+    for path, value in mutations:
+        mutate(event, path, value)
+    d = orjson.loads(json.dumps(event))
+    fast = _common_event(d)
+    try:
+        full = _event_from_dict(d)
+    except InvalidEvent:
+        assert fast is None
+        return
+    assert fast is None or fast == full
+
+
 # --- alerts ---------------------------------------------------------------------------------------
 
 _ms = st.integers(MIN_TS_MS, MAX_TS_MS - 1)
@@ -356,9 +370,7 @@ alerts = st.builds(
     score=st.floats(-1, 2),
     severity=st.sampled_from(SEVERITIES),
     detector=st.sampled_from(("hst", "velocity", "cluster")),
-    reasons=st.lists(
-        st.builds(Reason, st.text(min_size=1, max_size=20), _finite, _finite, _finite), max_size=4
-    ),
+    reasons=st.lists(st.builds(Reason, st.text(min_size=1, max_size=20), _finite, _finite, _finite), max_size=4),
     window_start_ms=_ms,
     window_end_ms=_ms,
     first_seen_ms=_ms,
