@@ -75,7 +75,7 @@ class ClickHouseServer:
         self.root.mkdir(parents=True, exist_ok=True)
         for sub in ("data", "tmp", "user_files", "format_schemas"):
             (self.root / sub).mkdir(exist_ok=True)
-        d = str(self.root)
+        d = str(self.root.resolve())  # the server runs with cwd=d: relative paths would not resolve
         (self.root / "config.xml").write_text(_CONFIG.format(d=d, tcp=self.tcp_port, http=self.http_port))
         (self.root / "users.xml").write_text(_USERS)
         with open(self.root / "stdout.log", "ab") as log:

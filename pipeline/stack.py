@@ -24,6 +24,23 @@ from pipeline.store import Store, apply_schema, open_store
 from pipeline.topics import ensure_topics
 
 
+class LagProbe:
+    """Repeated lag queries of one consumer group over one client (cheap enough to poll often)."""
+
+    def __init__(self, settings: Settings, group: str, topic: str) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        self._consumer = KafkaConsumer(group_id=group, enable_auto_commit=False, **settings.kafka_client_kwargs())
+        self._tps = [TopicPartition(topic, p) for p in self._consumer.partitions_for_topic(topic) or ()]
+
+    def lag(self) -> int:
+        end = true_end_offsets(self._consumer, self._tps)
+        return sum(end[tp] - (self._consumer.committed(tp) or 0) for tp in self._tps)
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
 @dataclass
 class LocalStack:
     """Start pieces on demand; ``close`` stops everything that was started."""
@@ -105,15 +122,11 @@ class LocalStack:
 
     def group_lag(self, group: str, topic: str) -> int:
         """Messages of ``topic`` not yet committed by consumer group ``group``."""
-        from kafka import KafkaConsumer, TopicPartition
-
-        consumer = KafkaConsumer(group_id=group, enable_auto_commit=False, **self.settings.kafka_client_kwargs())
+        probe = LagProbe(self.settings, group, topic)
         try:
-            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-            end = true_end_offsets(consumer, tps)
-            return sum(end[tp] - (consumer.committed(tp) or 0) for tp in tps)
+            return probe.lag()
         finally:
-            consumer.close(autocommit=False)
+            probe.close()
 
     def wait_drained(self, group: str, topic: str, timeout_s: float, poll_s: float = 0.5) -> float:
         """Block until ``group`` has committed everything in ``topic``; returns when it happened."""

@@ -84,6 +84,7 @@ class ServerStore:
         self.database = _check_ident(settings.clickhouse_database)
         self._where = f"{settings.clickhouse_host}:{settings.clickhouse_port}"
         self._secret = settings.clickhouse_password.get_secret_value()
+        self._lock = threading.Lock()
         kw: dict[str, Any] = {}
         if settings.clickhouse_secure:
             kw.update(secure=True, verify=True, ca_certs=settings.clickhouse_ca_certs or None)
@@ -101,7 +102,8 @@ class ServerStore:
         from clickhouse_driver import errors as cherr
 
         try:
-            return self._client.execute(sql, params, **kw)
+            with self._lock:  # one connection: calls from several threads (sink, bench poller) take turns
+                return self._client.execute(sql, params, **kw)
         except cherr.ServerException as exc:
             raise DistillWatchError(self._scrub(f"ClickHouse error {exc.code}: {exc.message}")) from None
         except (cherr.NetworkError, cherr.SocketTimeoutError, EOFError, OSError) as exc:
