@@ -240,4 +240,5 @@ class Scorer:
         return pickle.dumps((self.pop, self.hst, self.learned, self.hst_learned, self.hst_budget))
 
     def restore(self, blob: bytes) -> None:
-        self.pop, self.hst, self.learned, self.hst_learned, self.hst_budget = pickle.loads(blob)
+        self.pop, self.hst, self.learned, self.hst_learned, *budget = pickle.loads(blob)
+        self.hst_budget = budget[0] if budget else self.HST_LEARN_PER_TICK  # older snapshots had none

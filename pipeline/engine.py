@@ -5,7 +5,9 @@ increments in the account's minute bucket. Scoring (features, River) runs at
 most once per account per ``score_interval`` at deterministic event-time
 points: when an account's own event reaches its next score time with enough new
 events, or at a shard boundary (multiples of ``score_interval``) for accounts
-whose ``max_score_gap`` has passed. Boundaries are crossed by the shard's own
+whose forced gap has passed with ``force_min_events`` new events. A scoring that
+finds a clearly ordinary account which emitted rows recently is "screened": no
+reasons, learning, score row or summary. Boundaries are crossed by the shard's own
 events (and by ``advance``), so for one event order the outputs do not depend
 on how the stream was batched.
 """
@@ -434,8 +436,9 @@ class Engine:
     def _evict_idle(self, sh: _Shard, now: int) -> None:
         """Forget accounts idle for ``idle_evict_ms`` of event time (hourly sweep, deterministic).
 
-        By then their buckets were emitted, their last scoring forced (``max_score_gap``) and
-        any incident resolved (``quiet_ms``); decayed features are ~0. A returning account
+        By then their buckets were emitted, their last scoring forced (fewer than ``force_min_events``
+        events may never be scored: too few to carry evidence) and any incident resolved
+        (``quiet_ms``); decayed features are ~0. A returning account
         starts afresh (feedback is kept on the engine and re-applied)."""
         horizon = now - self.config.idle_evict_ms
         gone = [

@@ -233,3 +233,45 @@ def test_idle_accounts_evicted_with_tombstone_and_return_fresh() -> None:
     assert r.accounts_tracked() == 0
     _run(e, harvest_events("old", n=5, start=later + 3 * 3_600_000), 1000)  # a returning account starts afresh
     assert sh.accounts["old"].events == 5
+
+
+def ordinary_events(account: str, times_ms: list[int]) -> list[Event]:
+    """Plain chat requests of an old account (no CoT): scores stay far below the threshold."""
+    return [
+        Event(f"{account}-{i}", t, account, "m", 200, 50, 80, account_created_ms=T0 - 400 * 86_400_000,
+              category="chat", ip="10.9.9.9")  # fmt: skip
+        for i, t in enumerate(times_ms)
+    ]
+
+
+def test_forced_score_needs_three_new_events() -> None:
+    """Sparse ordinary traffic: 1-2 new events never force a scoring; the third does (at the boundary)."""
+    eng = Engine(CFG)
+    evs = ordinary_events("sparse", [T0, T0 + 20 * 60_000, T0 + 40 * 60_000])
+    for i, ev in enumerate(evs[:2]):
+        eng.add(ev, 0, i)
+    eng.advance(0, T0 + 39 * 60_000)
+    assert eng.take_outputs().scores == []  # forced gap passed, but only 2 events pending
+    eng.add(evs[2], 0, 2)
+    eng.advance(0, T0 + 42 * 60_000)
+    assert [r.account_id for r in eng.take_outputs().scores] == ["sparse"]
+
+
+def test_screened_scorings_emit_rows_at_most_every_row_gap() -> None:
+    """A CoT-heavy but templated old account is scored every minute (CUSUM cadence) yet looks clearly
+    ordinary: score rows and cluster summaries come at most once per ``row_gap``."""
+    eng = Engine(CFG)
+    evs = [
+        Event(f"t-{i}", T0 + i * 30_000, "templated", "m", 200, 50, 80, account_created_ms=T0 - 400 * 86_400_000,
+              category="reasoning", cot=True, template_hash="abc1", ip="10.9.9.9")  # fmt: skip
+        for i in range(60)  # 2 per minute for 30 min
+    ]
+    for i, ev in enumerate(evs):
+        eng.add(ev, 0, i)
+    out = eng.take_outputs()
+    stamps = [r.ts_ms for r in out.scores]
+    assert 3 <= len(stamps) <= 7 and len(out.summaries) == len(stamps)
+    assert all(b - a >= CFG.row_gap_ms for a, b in zip(stamps, stamps[1:], strict=False))
+    assert all(r.score < 0.2 * CFG.alert_threshold for r in out.scores)
+    st = eng._shards[0].accounts["templated"]
+    assert st.last_score_ms >= evs[-1].ts_ms - 60_000 > stamps[-1]  # still scored every minute, screened

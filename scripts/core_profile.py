@@ -1,0 +1,79 @@
+"""Where the detection core's time goes on the benchmark data (not collected by pytest).
+
+    python scripts/core_profile.py [--events 1000000] [--accounts 100000] [--seed 2024]
+
+Builds the same data as ``distillwatch bench`` (``benchparts.make_data``), then prints:
+decode µs/event (best of 5 over 100,000 messages), and one offline pass counting minute rolls,
+scorings (all, and screened: no rows emitted) and the core's events/s. The counters wrap engine
+methods, so the events/s printed here is a little below ``bench``'s offline figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline import engine as eng  # noqa: E402
+from pipeline.benchparts import make_data  # noqa: E402
+from pipeline.contract import decode_event  # noqa: E402
+from pipeline.detection import DetectionConfig, Scorer  # noqa: E402
+from pipeline.tuning import tune_gc  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--accounts", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=2024)
+    args = p.parse_args()
+    data = make_data(args.events, args.accounts, args.seed)
+    values = [v for _, v in data.items]
+    sample = values[:100_000]
+    best = min(_timed(lambda: [decode_event(v) for v in sample]) for _ in range(5))
+    print(f"decode_event: {best / len(sample) * 1e6:.2f} µs/event (best of 5, {len(sample):,} messages)")
+
+    counts: Counter[str] = Counter()
+    for name in ("_roll", "_score", "_screened"):
+        original = getattr(eng.Engine, name)
+
+        def counted(*a: object, _f=original, _n=name) -> object:  # type: ignore[no-untyped-def]
+            counts[_n] += 1
+            return _f(*a)
+
+        setattr(eng.Engine, name, counted)
+    explain = Scorer.explain
+
+    def explained(*a: object) -> object:  # type: ignore[no-untyped-def]
+        counts["explained"] += 1
+        return explain(*a)  # type: ignore[arg-type]
+
+    Scorer.explain = explained  # type: ignore[method-assign]
+    import river.anomaly  # noqa: F401
+
+    tune_gc()
+    runner = eng.OfflineRunner(DetectionConfig())
+    t0 = time.perf_counter()
+    for offset, value in enumerate(values):
+        runner.feed(decode_event(value), offset)
+    runner.finish()
+    seconds = time.perf_counter() - t0
+    n = len(values)
+    print(f"events {n:,}, accounts {data.accounts:,}, core {n / seconds:,.0f} events/s (with counters)")
+    print(f"minute rolls {counts['_roll']:,} ({counts['_roll'] / n:.0%} of events)")
+    print(f"scorings {counts['_score']:,} ({counts['_score'] / n:.0%} of events), "
+          f"screened {counts['_score'] - counts['explained']:,}, full {counts['explained']:,}")  # fmt: skip
+
+
+def _timed(fn: object) -> float:
+    t = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return time.perf_counter() - t
+
+
+if __name__ == "__main__":
+    main()
