@@ -19,10 +19,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import engine as eng  # noqa: E402
-from pipeline.benchparts import make_data  # noqa: E402
+from pipeline.benchparts import make_data, measure_offline  # noqa: E402
 from pipeline.contract import decode_event  # noqa: E402
-from pipeline.detection import DetectionConfig, Scorer  # noqa: E402
-from pipeline.tuning import tune_gc  # noqa: E402
+from pipeline.detection import Scorer  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
 
 
 def main() -> None:
@@ -53,17 +53,9 @@ def main() -> None:
         return explain(*a)  # type: ignore[arg-type]
 
     Scorer.explain = explained  # type: ignore[method-assign]
-    import river.anomaly  # noqa: F401
-
-    tune_gc()
-    runner = eng.OfflineRunner(DetectionConfig())
-    t0 = time.perf_counter()
-    for offset, value in enumerate(values):
-        runner.feed(decode_event(value), offset)
-    runner.finish()
-    seconds = time.perf_counter() - t0
+    rate = measure_offline(Settings(), data)  # the bench's own offline phase, counters included
     n = len(values)
-    print(f"events {n:,}, accounts {data.accounts:,}, core {n / seconds:,.0f} events/s (with counters)")
+    print(f"events {n:,}, accounts {data.accounts:,}, core {rate:,.0f} events/s (with counters)")
     print(f"minute rolls {counts['_roll']:,} ({counts['_roll'] / n:.0%} of events)")
     print(f"scorings {counts['_score']:,} ({counts['_score'] / n:.0%} of events), "
           f"screened {counts['_score'] - counts['explained']:,}, full {counts['explained']:,}")  # fmt: skip
