@@ -55,6 +55,21 @@ def _time(x: float) -> str:
     return datetime.fromtimestamp(x, tz=UTC).strftime("%m-%d %H:%M")
 
 
+def _svg_head(chart_id: str, title: str, width: int, height: int, title_x: float) -> list[str]:
+    """Opening ``<svg>`` tag and the bold title of a chart."""
+    return [
+        f'<svg id="{escape(chart_id)}" class="chart" xmlns="http://www.w3.org/2000/svg" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+        f'<text x="{title_x}" y="16" {FONT} font-weight="bold">{escape(title)}</text>',
+    ]
+
+
+def _no_data(out: list[str], x: float, y: float) -> str:
+    """Close an empty chart with a centred "no data" label."""
+    out.append(f'<text x="{x}" y="{y}" {FONT} text-anchor="middle">no data</text></svg>')
+    return "\n".join(out)
+
+
 def line_chart(
     chart_id: str,
     title: str,
@@ -67,14 +82,9 @@ def line_chart(
     """A time-series chart: one path per series, time axis in UTC, optional horizontal marker."""
     left, right, top, bottom = 56, 44, 28, 40
     pts = [(x, y) for s in series for x, y in zip(s.xs, s.ys, strict=True)]
-    out = [
-        f'<svg id="{escape(chart_id)}" class="chart" xmlns="http://www.w3.org/2000/svg" '
-        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
-        f'<text x="{left}" y="16" {FONT} font-weight="bold">{escape(title)}</text>',
-    ]
+    out = _svg_head(chart_id, title, width, height, left)
     if not pts:
-        out.append(f'<text x="{width / 2}" y="{height / 2}" {FONT} text-anchor="middle">no data</text></svg>')
-        return "\n".join(out)
+        return _no_data(out, width / 2, height / 2)
     x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
     x1 = x1 if x1 > x0 else x0 + 60
     y1 = y_max if y_max is not None else max(max(p[1] for p in pts), hline[0] if hline else 0) * 1.1 or 1.0
@@ -132,14 +142,9 @@ def bar_chart(
     """Horizontal bars (one ``<rect class="bar">`` each), labelled, with optional reference markers."""
     left, right, top = 170, 230, 28
     height = top + max(1, len(bars)) * (bar_h + 6) + 24
-    out = [
-        f'<svg id="{escape(chart_id)}" class="chart" xmlns="http://www.w3.org/2000/svg" '
-        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
-        f'<text x="8" y="16" {FONT} font-weight="bold">{escape(title)}</text>',
-    ]
+    out = _svg_head(chart_id, title, width, height, 8)
     if not bars:
-        out.append(f'<text x="{width / 2}" y="{top + 14}" {FONT} text-anchor="middle">no data</text></svg>')
-        return "\n".join(out)
+        return _no_data(out, width / 2, top + 14)
     top_value = max(max(abs(b.value), abs(b.reference or 0.0)) for b in bars) or 1.0
     w = width - left - right
     for i, b in enumerate(bars):

@@ -141,7 +141,6 @@ class Assessment(NamedTuple):
     contributions: list[float]
     evidence: list[float]
     x: dict[str, float] | None
-    below: bool  # under the account's own threshold
 
 
 class Scorer:
@@ -199,7 +198,7 @@ class Scorer:
                 if hst > 0.7:
                     ev[-1] = _clip((hst - 0.7) / 0.3)
                     score, contrib = combine(ev, st.fp_bias, cfg.bias)
-        return Assessment(score, contrib, ev, x, score < threshold)
+        return Assessment(score, contrib, ev, x)
 
     def explain(self, st: AccountState, f: list[float], a: Assessment) -> list[Reason]:
         """Ranked reasons of an assessment; then learn from it if it looked normal."""
@@ -213,7 +212,7 @@ class Scorer:
             own = k == 9 or k == 6
             base = st.own[fi] if own and st.own_n else self.pop[fi]
             reasons.append(Reason(NAMES[fi], round(f[fi], 4), round(base, 4), round(contrib[k] / total, 4)))
-        if a.below and not st.confirmed and st.incident is None:
+        if a.score < self.config.alert_threshold + st.fp_bias and not st.confirmed and st.incident is None:
             self.learn(st, f, a.x)
         return reasons
 

@@ -322,7 +322,7 @@ class Engine:
         assessed = sh.scorer.assess(st, f)
         score = assessed.score
         if st.incident is None and score < 0.2 * cfg.alert_threshold and now - st.row_ms < cfg.row_gap_ms:
-            self._screened(sh, st, now, score)  # clearly ordinary and reported recently: no new rows
+            self._after_scoring(sh, st, now, score)  # screened: clearly ordinary, reported recently: no rows
             return
         reasons = sh.scorer.explain(st, f, assessed)
         harvest = assessed.evidence[HARVEST_TERM]
@@ -382,9 +382,9 @@ class Engine:
                 st.allowlisted,
             )
         )
-        self._screened(sh, st, now, score)
+        self._after_scoring(sh, st, now, score)
 
-    def _screened(self, sh: _Shard, st: AccountState, now: int, score: float) -> None:
+    def _after_scoring(self, sh: _Shard, st: AccountState, now: int, score: float) -> None:
         """Bookkeeping of every scoring: pending events consumed, the next score times."""
         cfg = self.config
         st.pending = 0

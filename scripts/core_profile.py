@@ -38,7 +38,7 @@ def main() -> None:
     print(f"decode_event: {best / len(sample) * 1e6:.2f} µs/event (best of 5, {len(sample):,} messages)")
 
     counts: Counter[str] = Counter()
-    for name in ("_roll", "_score", "_screened"):
+    for name in ("_roll", "_score"):
         original = getattr(eng.Engine, name)
 
         def counted(*a: object, _f=original, _n=name) -> object:  # type: ignore[no-untyped-def]

@@ -339,6 +339,20 @@ def test_code_and_schema_agree(event: dict, mutations: list) -> None:  # type: i
     assert (exc is None) == schema_accepts(raw), (exc, list(EVENT.iter_errors(orjson.loads(raw)))[:3])
 
 
+def test_fast_path_takes_a_typical_event() -> None:
+    """The common shape (every optional field, int timestamps) is decoded by the fast path itself."""
+    d = {"event_id": "e1", "ts": 1_717_200_000_000, "account_id": "a", "account_created_at": 1_700_000_000_000,
+         "model": "m", "endpoint": "/v1/messages", "status": 200, "input_tokens": 5, "output_tokens": 9,
+         "latency_ms": 12.5, "stream": True, "org_id": "o", "api_key_id": "k", "payment_fingerprint": "p",
+         "client": {"ip": "10.1.2.3", "asn": 64500, "country": "DE", "user_agent": "ua"},
+         "prompt": {"category": "math", "cot_elicitation": True, "template_hash": "ab12", "simhash": "00ff00ff00ff00ff",
+                    "tools": 2, "system_hash": "cd34"}}  # fmt: skip
+    fast = _common_event(d)
+    assert fast is not None and fast == _event_from_dict(d)
+    assert (fast.asn, fast.simhash, fast.ip, fast.account_created_ms) == (64500, 0x00FF00FF00FF00FF, "10.1.2.3",
+                                                                          1_700_000_000_000)  # fmt: skip
+
+
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(valid_events, st.lists(mutation, max_size=3))
 def test_fast_path_agrees_with_full_validator(event: dict, mutations: list) -> None:  # type: ignore[type-arg]
