@@ -137,7 +137,7 @@ def register(sub: Any) -> None:
     p.add_argument("--latency-rate", type=int, default=10_000, help="offered events/s for the latency phase")
     p.add_argument("--latency-seconds", type=float, default=75.0,
                    help="paced phase length (event time = wall time; accounts are scored every DW_SCORE_INTERVAL_S)")
-    p.add_argument("--sink-rows", type=int, default=1_000_000, help="rows for the sink measurement")
+    p.add_argument("--sink-rows", type=int, default=2_000_000, help="rows for the sink measurement")
     p.add_argument("--clickhouse", choices=("embedded", "server"), default="embedded",
                    help="embedded chdb, or a private Debian clickhouse-server started for the run")
     p.add_argument("--workdir", default=".distillwatch/bench")

@@ -31,7 +31,7 @@ from pipeline.contract import Alert, deadletter_record, decode_event
 from pipeline.engine import Engine, Outputs
 from pipeline.errors import InvalidEvent
 from pipeline.metrics import Metrics
-from pipeline.records import encode_rows
+from pipeline.records import encode_aggregates, encode_rows
 from pipeline.settings import Settings
 
 log = logging.getLogger("distillwatch.worker")
@@ -144,12 +144,11 @@ class HotPath:
     async def _ship(self, out: Outputs) -> None:
         """Enqueue outputs on the producer (no waiting for acks: checkpoint waits)."""
         send = self.producer.send
-        for topic, rows in (
-            (self.s.topic_aggregates, out.aggregates),
-            (self.s.topic_scores, out.scores),
-        ):
-            for i in range(0, len(rows), ROWS_PER_MESSAGE):
-                await send(topic, None, encode_rows(rows[i : i + ROWS_PER_MESSAGE]), None)
+        aggs, scores = out.aggregates, out.scores
+        for i in range(0, len(aggs), ROWS_PER_MESSAGE):
+            await send(self.s.topic_aggregates, None, encode_aggregates(aggs[i : i + ROWS_PER_MESSAGE]), None)
+        for i in range(0, len(scores), ROWS_PER_MESSAGE):
+            await send(self.s.topic_scores, None, encode_rows(scores[i : i + ROWS_PER_MESSAGE]), None)
         for i in range(0, len(out.summaries), ROWS_PER_MESSAGE):
             chunk = orjson.dumps(out.summaries[i : i + ROWS_PER_MESSAGE])  # dataclasses, natively
             await send(self.s.topic_summaries, None, chunk, 0)  # one partition: one order

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     # --- Sink / ClickHouse ---------------------------------------------------
     sink_group: str = Field("distillwatch-sink", description="consumer group of the sink")
     sink_web_port: int = Field(6067, description="sink /metrics /livez /readyz")
-    sink_batch_rows: int = Field(50000, ge=1, description="rows per ClickHouse insert")
+    sink_batch_rows: int = Field(200000, ge=1, description="rows per ClickHouse insert")
     sink_flush_interval_s: float = Field(1.0, gt=0, description="max seconds a row waits")
     sink_max_buffer_rows: int = Field(500000, ge=1, description="stop consuming above this backlog")
     clickhouse_mode: Literal["embedded", "server"] = Field(

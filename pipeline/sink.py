@@ -2,11 +2,12 @@
 
 Contract: rows are buffered per table (``pipeline.sink_rows.SinkBuffer``) and
 inserted when a table reaches ``sink_batch_rows`` or the oldest row waited
-``sink_flush_interval_s``. Offsets are committed only after every buffered row
-is in ClickHouse. A failed insert is retried with exponential backoff (forever:
+``sink_flush_interval_s``. One insert runs in a background thread while the
+next batch is polled and decoded; offsets are committed, in order, only after
+every row they cover is in ClickHouse. A failed insert is retried with exponential backoff (forever:
 a stalled sink is visible, a silent drop is not) while the consumer stays in
-its group with all partitions paused. Above ``sink_max_buffer_rows`` the
-consumer pauses and Kafka holds the backlog. A crash replays uncommitted
+its group with all partitions paused. Above ``sink_max_buffer_rows`` (plus the
+batch being inserted) the consumer pauses and Kafka holds the backlog. A crash replays uncommitted
 messages; the tables are idempotent (ReplacingMergeTree), so nothing counts twice.
 """
 
@@ -17,6 +18,7 @@ import logging
 import signal
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +135,30 @@ def _flush(buffer: SinkBuffer, store: Store, consumer: Any, stats: SinkStats, st
         return True
 
 
+def _settle(inflight: tuple[SinkBuffer, Future[dict[tuple[str, int], int]], float] | None, store: Store,
+            consumer: Any, stats: SinkStats, stop: threading.Event) -> None:  # fmt: skip
+    """Wait for the background insert; commit its offsets, or retry it in the foreground (backoff)."""
+    if inflight is None:
+        return
+    sealed, future, t0 = inflight
+    pending = sealed.rows
+    try:
+        offsets = future.result()
+    except DistillWatchError as exc:
+        stats.retries += 1
+        if stats.metrics is not None:
+            stats.metrics.sink_failures.inc()
+        log.warning("ClickHouse insert failed (%s); retrying", exc)
+        _flush(sealed, store, consumer, stats, stop, None)
+        return
+    stats.flushes += 1
+    m = stats.metrics
+    if m is not None and pending:
+        m.sink_rows.labels("all").inc(pending)
+        m.sink_batch_seconds.labels("all").observe(time.perf_counter() - t0)
+    _commit(consumer, offsets)
+
+
 def run_sink(settings: Settings, stop_event: threading.Event | None = None, max_seconds: float | None = None,
              store: Store | None = None) -> SinkStats:  # fmt: skip
     """Run the sink until ``stop_event`` is set or ``max_seconds`` elapse; flush and commit on the way out.
@@ -153,6 +179,8 @@ def run_sink(settings: Settings, stop_event: threading.Event | None = None, max_
     stats = SinkStats(metrics=metrics)
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     paused = False
+    inserter = ThreadPoolExecutor(1, thread_name_prefix="sink-insert")
+    inflight: tuple[SinkBuffer, Future[dict[tuple[str, int], int]], float] | None = None
     try:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             if buffer.rows >= settings.sink_max_buffer_rows and not paused:
@@ -175,15 +203,28 @@ def run_sink(settings: Settings, stop_event: threading.Event | None = None, max_
                     n = len(next(iter(columns.values())))
                     stats.rows[table] = stats.rows.get(table, 0) + n
                     buffer.add(table, columns, tp.topic, tp.partition, rec.offset)
-            if buffer.rows > stats.peak_buffer_rows:
-                stats.peak_buffer_rows = buffer.rows
+            held = buffer.rows + (inflight[0].rows if inflight else 0)
+            if held > stats.peak_buffer_rows:
+                stats.peak_buffer_rows = held
+            if inflight is not None and inflight[1].done():  # commit (or retry) as soon as it ends
+                _settle(inflight, store, consumer, stats, stop)
+                inflight = None
             if buffer.due() or paused:
-                _flush(buffer, store, consumer, stats, stop, None)
+                # One insert in flight while the next batch is polled and decoded (the ClickHouse
+                # clients release the GIL while they wait): settle the previous one, then hand over.
+                _settle(inflight, store, consumer, stats, stop)
+                sealed = buffer.seal()
+                inflight = sealed, inserter.submit(sealed.flush, store), time.perf_counter()
                 if paused:
                     consumer.resume(*consumer.paused())
                     paused = False
+        _settle(inflight, store, consumer, stats, stop)
+        inflight = None
         _flush(buffer, store, consumer, stats, stop, time.monotonic() + 30.0)
     finally:
+        if inflight is not None:  # an error above: let the insert finish, commit nothing
+            inflight[1].exception()
+        inserter.shutdown()
         if web is not None:
             web.close()
         consumer.close(autocommit=False)

@@ -13,12 +13,14 @@ import gc
 import time
 from collections.abc import Callable
 from datetime import datetime
+from itertools import chain
 from operator import itemgetter
 from typing import Any, Protocol
 
 import orjson
 
 from pipeline.contract import CATEGORIES
+from pipeline.records import AGGREGATE_FIELDS
 
 Columns = dict[str, list[Any]]
 
@@ -42,8 +44,8 @@ def _seconds(value: object) -> int:
     return int(value) // 1000  # type: ignore[call-overload]
 
 
-_AGG_KEYS = ("account_id", "minute_ms", *_AGG_INTS, "latency_ms_sum", "category_counts", "models")
 _INT: set[type] = {int}
+_STR: set[type] = {str}
 _NUM: set[type] = {int, float}
 
 
@@ -54,26 +56,34 @@ def _typed(name: str, column: tuple[Any, ...] | list[Any], allowed: set[type]) -
     return list(column)
 
 
-def aggregates_columns(rows: list[dict[str, Any]]) -> Columns:
-    """AggregateRow dicts -> columns of ``account_minute`` (category counts spread to n_*).
+def aggregates_columns(rows: list[Any]) -> Columns:
+    """AggregateRow rows -> columns of ``account_minute`` (category counts spread to n_*).
 
-    Every field is required (``encode_rows`` writes them all); types are checked per column.
+    Rows are positional arrays in ``AGGREGATE_FIELDS`` order (``encode_aggregates``) or,
+    from workers before that format, objects keyed by field. Every field is required;
+    types are checked per column, at C speed.
     """
     if not rows:
         return {}
-    fields = list(zip(*map(itemgetter(*_AGG_KEYS), rows), strict=True))
+    if isinstance(rows[0], list):
+        if set(map(len, rows)) != {len(AGGREGATE_FIELDS)} or not set(map(type, rows)) <= {list}:
+            raise ValueError(f"aggregate rows must be arrays of {len(AGGREGATE_FIELDS)} fields")
+        fields = list(zip(*rows, strict=True))
+    else:
+        fields = list(zip(*map(itemgetter(*AGGREGATE_FIELDS), rows), strict=True))
     cols: Columns = {"account_id": _typed("account_id", fields[0], {str}),
                      "minute": [ms // 1000 for ms in _typed("minute_ms", fields[1], _INT)]}  # fmt: skip
     for i, k in enumerate(_AGG_INTS, start=2):
         cols[k] = _typed(k, fields[i], _INT)
     cols["latency_ms_sum"] = _typed("latency_ms_sum", fields[-3], _NUM)
-    counts = fields[-2]
+    counts = _typed("category_counts", fields[-2], {list})
     if set(map(len, counts)) != {len(CATEGORIES)}:
         raise ValueError(f"category_counts must have {len(CATEGORIES)} entries")
     for cat, column in zip(CATEGORIES, zip(*counts, strict=True), strict=True):
         cols[f"n_{cat}"] = _typed("category_counts", column, _INT)
     # Tuples of strings are untracked by the GC, lists are not: keeps big buffers cheap to collect.
     cols["models"] = list(map(tuple, _typed("models", fields[-1], {list})))
+    _typed("models", list(chain.from_iterable(cols["models"])), _STR)
     return cols
 
 
@@ -124,7 +134,9 @@ def feedback_columns(rows: list[dict[str, Any]]) -> Columns:
     return cols
 
 
-def _batch(convert: Callable[[list[dict[str, Any]]], Columns]) -> Callable[[bytes], Columns]:
+def _batch(
+    convert: Callable[[list[Any]], Columns], shapes: frozenset[type] = frozenset({dict})
+) -> Callable[[bytes], Columns]:
     def decode(value: bytes) -> Columns:
         # The cyclic GC would rescan every live buffer while thousands of dicts are created:
         # off for the message (nothing here makes cycles), that triples decode speed.
@@ -132,8 +144,8 @@ def _batch(convert: Callable[[list[dict[str, Any]]], Columns]) -> Callable[[byte
         gc.disable()
         try:
             rows = orjson.loads(value)
-            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-                raise ValueError("row batch must be a JSON array of objects")
+            if not isinstance(rows, list) or not set(map(type, rows)) <= shapes:
+                raise ValueError("row batch must be a JSON array of rows")
             return convert(rows)
         finally:
             if was_enabled:
@@ -143,7 +155,7 @@ def _batch(convert: Callable[[list[dict[str, Any]]], Columns]) -> Callable[[byte
 
 
 DECODERS: dict[str, Callable[[bytes], Columns]] = {
-    "account_minute": _batch(aggregates_columns),
+    "account_minute": _batch(aggregates_columns, frozenset({list, dict})),
     "account_scores": _batch(scores_columns),
     "alerts": lambda value: alert_columns(orjson.loads(value)),
     "feedback": _batch(feedback_columns),
@@ -175,6 +187,14 @@ class SinkBuffer:
             self.rows += n
         if self._since is None:
             self._since = self._clock()
+
+    def seal(self) -> SinkBuffer:
+        """Move every row and offset into a new buffer (to insert elsewhere); this one starts empty."""
+        sealed = SinkBuffer(self.batch_rows, self.flush_interval_s, self._clock)
+        sealed._tables, sealed._counts, sealed._offsets, sealed._since, sealed.rows = (
+            self._tables, self._counts, self._offsets, self._since, self.rows)  # fmt: skip
+        self._tables, self._counts, self._offsets, self._since, self.rows = {}, {}, {}, None, 0
+        return sealed
 
     def skip(self, topic: str, partition: int, offset: int) -> None:
         """Mark a rejected message as consumed (it is logged by the caller, never stored)."""

@@ -218,10 +218,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """``distillwatch worker``: run until SIGTERM/SIGINT."""
     from faust import Worker
 
-    from pipeline.tuning import tune_gc
+    from pipeline.tuning import preload, tune_gc
 
     configure_logging(args.log_level)
     app = create_app(settings)
+    preload()
     tune_gc()
     worker = Worker(app, loglevel=args.log_level, quiet=True, override_logging=False)
     worker.execute_from_commandline()

@@ -2,6 +2,7 @@
 
     python scripts/bench_store.py --mode embedded --rows 1000000
     python scripts/bench_store.py --mode server --rows 1000000   # starts a private clickhouse-server
+    python scripts/bench_store.py --merge-on-insert             # ClickHouse's default insert settings
 
 Rows are AggregateRow batches of ``--batch`` rows per message (as the worker sends them),
 inserted ``--flush`` rows at a time (the sink's ``sink_batch_rows``).
@@ -31,6 +32,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=1000, help="rows per Kafka message")
     ap.add_argument("--flush", type=int, default=50_000, help="rows per ClickHouse insert")
     ap.add_argument("--port", type=int, default=0, help="existing server's native port (else start one)")
+    ap.add_argument("--merge-on-insert", action="store_true",
+                    help="leave ClickHouse's default optimize_on_insert (the sink turns it off)")  # fmt: skip
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dw-bench-"))
     server = None
@@ -48,6 +51,8 @@ def main() -> int:
     store = open_store(settings)
     try:
         apply_schema(store)
+        if args.merge_on_insert:
+            store.insert_settings = {}
         values = aggregate_messages(args.rows, args.batch)
         decode = DECODERS["account_minute"]
         buffer = SinkBuffer(args.flush, 3600.0)

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from pipeline.errors import StoreUnavailable
-from pipeline.records import AggregateRow, FeedbackRow, ScoreRow, encode_rows
+from pipeline.records import AggregateRow, FeedbackRow, ScoreRow, encode_aggregates, encode_rows
 from pipeline.sink_rows import DECODERS, SinkBuffer
 
 
@@ -36,6 +36,39 @@ def test_aggregate_conversion_spreads_categories() -> None:
     cols = DECODERS["account_minute"](encode_rows([row]))
     assert cols["minute"] == [1_700_000_040] and cols["n_coding"] == [2] and cols["n_other"] == [1]
     assert cols["models"] == [("m",)] and cols["version"] == [4]
+
+
+def test_aggregates_travel_positionally_and_older_keyed_rows_still_decode() -> None:
+    row = AggregateRow("a", 1_700_000_040_000, 4, events=4, input_tokens=9, latency_ms_sum=2.5,
+                       category_counts=[1, 2, 0, 0, 0, 0, 0, 0, 0, 1], models=["m", "n"])  # fmt: skip
+    positional, keyed = encode_aggregates([row]), encode_rows([row])
+    assert orjson.loads(positional)[0][:4] == ["a", 1_700_000_040_000, 4, 4] and len(positional) < len(keyed) / 2
+    decode = DECODERS["account_minute"]
+    assert decode(positional) == decode(keyed)
+    assert decode(positional)["models"] == [("m", "n")] and decode(positional)["input_tokens"] == [9]
+
+
+@pytest.mark.parametrize(
+    "row",
+    [["a", 60_000, 1], ["a", 60_000, "1", 1, 0, 0, 0, 0, 0, 0, 0, 0.0, [0] * 10, []],
+     ["a", 60_000, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0.0, [0] * 9, []],
+     ["a", 60_000, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0.0, [0] * 10, [7]],
+     ["a", 60_000, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0.0, [0] * 10, "m"]],
+)  # fmt: skip
+def test_malformed_positional_aggregates_are_rejected(row: list[Any]) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        DECODERS["account_minute"](orjson.dumps([row]))
+
+
+def test_sealed_buffer_takes_rows_and_offsets() -> None:
+    buf = SinkBuffer(batch_rows=10, flush_interval_s=60.0, clock=lambda: 0.0)
+    buf.add("account_minute", DECODERS["account_minute"](encode_aggregates([AggregateRow("a", 60_000, 1)])),
+            "agg", 0, 7)  # fmt: skip
+    sealed = buf.seal()
+    assert buf.rows == 0 and not buf.due() and buf.flush(RecordingStore()) == {}
+    store = RecordingStore()
+    assert sealed.rows == 1 and sealed.flush(store) == {("agg", 0): 8}
+    assert [r["account_id"] for r in store.inserted["account_minute"]] == ["a"]
 
 
 def test_score_and_feedback_conversion() -> None:

@@ -127,6 +127,18 @@ def test_reinserted_aggregates_count_once(store: Store) -> None:
 
 
 @pytest.mark.integration
+def test_inserts_skip_the_merge_on_insert_where_the_server_has_it(store: Store) -> None:
+    """chdb 26.x: ``optimize_on_insert=0`` (duplicates in one block stay until a merge, reads
+    are still exact); 18.16 does not know the setting, so none is sent."""
+    db = store.database
+    store.insert("account_minute", aggregates_columns([_agg(3, 3), _agg(5, 5), _agg(4, 4)]))  # one block
+    modern = store.server_version() >= (21,)
+    assert store.insert_settings == ({"optimize_on_insert": 0} if modern else {})
+    assert store.query(f"SELECT sum(events) FROM {db}.account_minute_v")[1] == [(5,)]
+    assert store.query(f"SELECT sum(events) FROM {db}.account_minute FINAL")[1] == [(5,)]
+
+
+@pytest.mark.integration
 def test_alert_round_trip_latest_version(store: Store) -> None:
     base = {"alert_id": "al-1", "state": "open", "subject_kind": "account", "subject_id": "acct-9",
             "accounts": ["acct-9"], "score": 0.91, "severity": "high", "detector": "hst",
