@@ -23,7 +23,7 @@ from typing import Any
 
 from pipeline.alerts import Incident
 from pipeline.contract import CATEGORIES
-from pipeline.sketches import DistinctSketch, HeavyHitters, RecentIds, SimhashNovelty, entropy
+from pipeline.sketches import DistinctSketch, HeavyHitters, RecentIds, SimhashNovelty, entropy, pack, unpack
 
 # Bucket vector layout.
 EV, IN, OUT, ERR, THR, COT, TOOL, NOVEL, NEAR, NEWM, GAP, GAP2, NGAP, LAT, ACT, TREP = range(16)
@@ -188,7 +188,7 @@ class AccountState:
         b = self.bucket
         out[_I_BUCKET] = [b.minute_ms, b.v, b.models]
         for i in _I_ARRAYS:
-            out[i] = out[i].tolist()  # type: ignore[attr-defined]
+            out[i] = pack(out[i])  # type: ignore[arg-type]
         for i in _I_SKETCHES:
             out[i] = out[i].dump()  # type: ignore[attr-defined]
         if self.incident is not None:
@@ -211,7 +211,7 @@ class AccountState:
             if name in kinds:
                 val = kinds[name].load(val)
             elif name in ("short", "long", "own"):
-                val = array("f", val)
+                val = unpack("f", val)
             elif name == "incident":
                 val = Incident.load(val) if val is not None else None
             elif name == "bucket":

@@ -37,6 +37,7 @@ from pipeline.settings import Settings
 log = logging.getLogger("distillwatch.worker")
 
 ROWS_PER_MESSAGE = 500  # ~350 KB per message: well under the 1 MB default request size
+SNAPSHOT_CHUNK = 2000  # accounts dumped (~30 ms) or sent between two batches in a periodic checkpoint
 
 
 class Producer(Protocol):
@@ -56,6 +57,11 @@ class TopicPartition(Protocol):
 
 Committer = Callable[[Mapping[Any, int]], Awaitable[bool]]
 ChangelogReader = Callable[[int], AsyncIterator[tuple[bytes, bytes]]]
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("checkpoint failed", exc_info=task.exception())
 
 
 class HotPath:
@@ -85,6 +91,7 @@ class HotPath:
         self._batch_done = asyncio.Event()  # clear while on_batch runs: checkpoint never sees half a batch
         self._batch_done.set()
         self._last_checkpoint = time.monotonic()
+        self._checkpoint_task: asyncio.Task[None] | None = None
 
     @property
     def partitions(self) -> list[int]:
@@ -129,7 +136,19 @@ class HotPath:
         self._batch_done.set()
         self.metrics.batch_seconds.observe(time.perf_counter() - t0)
         if time.monotonic() - self._last_checkpoint >= self.s.worker_commit_interval_s:
-            await self.checkpoint()
+            self._checkpoint_beside()
+
+    def _checkpoint_beside(self) -> None:
+        """Start a periodic checkpoint as a task of its own: it dumps accounts between the batches
+        that follow. A failed checkpoint is logged at once and raised by the next batch."""
+        task = self._checkpoint_task
+        if task is not None:
+            if not task.done():
+                return
+            self._checkpoint_task = None
+            task.result()  # a failed checkpoint stops the worker here, loudly (replay from the last commit)
+        self._checkpoint_task = asyncio.create_task(self.checkpoint())
+        self._checkpoint_task.add_done_callback(_log_failure)
 
     async def _deadletter(self, tp: TopicPartition, rec: Any, exc: InvalidEvent) -> None:
         raw = rec.value if rec.value is not None else b""
@@ -166,29 +185,52 @@ class HotPath:
 
     # ------------------------------------------------------------------ durability
     async def checkpoint(self, partitions: Iterable[int] | None = None) -> None:
-        """Snapshot changed accounts, flush every produced message, then commit offsets."""
+        """Snapshot changed accounts, flush every produced message, then commit offsets.
+
+        A periodic checkpoint (``partitions`` None) dumps the accounts ``SNAPSHOT_CHUNK`` at a
+        time between batches, so the hot path never stalls for the whole state: each account is
+        taken as it is then, which covers at least the offsets captured at the start (the ones
+        committed) and, after a crash, a replay skips what it already holds. A revocation
+        checkpoint takes everything at once.
+        """
         async with self._lock:
             t0 = time.perf_counter()
-            while not self._batch_done.is_set():  # no await from here to the capture below
-                await self._batch_done.wait()
+            await self._between_batches()
             parts = list(self._ready) if partitions is None else list(partitions)
             # never snapshot a partition whose restore is still running (it would overwrite the shard record)
             parts = [p for p in parts if p in self._ready and self._ready[p].is_set()]
-            # Capture the state and the offsets it covers together, between two batches.
-            snaps = [(p, key, blob) for p in parts for key, blob in self.engine.dirty_snapshots(p)]
             offsets = {tp: off for tp, off in self._next_offset.items() if tp.partition in parts}
+            snaps = [(p, key, blob) for p in parts for key, blob in self.engine.begin_checkpoint(p)]
+            interleave = partitions is None
+            for part in parts:
+                while True:
+                    if interleave:
+                        await asyncio.sleep(0)
+                        await self._between_batches()  # no await from here to the dump below
+                    chunk = self.engine.checkpoint_accounts(part, SNAPSHOT_CHUNK if interleave else 1 << 62)
+                    if not chunk:
+                        break
+                    snaps.extend((part, key, blob) for key, blob in chunk)
             # Outputs first: a snapshot must never reach the changelog before the aggregates and
             # alerts of the events it covers (after a crash those events are skipped, not re-emitted).
+            # Every dump above came after its events' outputs were enqueued (between batches).
             await self.producer.flush()
-            for part, account_id, blob in snaps:
-                for key, chunk in split(account_id, blob):
-                    await self.producer.send(self.s.topic_state, key.encode(), chunk, part)
+            for i, (part, account_id, blob) in enumerate(snaps, 1):
+                for key, chunk_value in split(account_id, blob):
+                    await self.producer.send(self.s.topic_state, key.encode(), chunk_value, part)
+                if interleave and i % SNAPSHOT_CHUNK == 0:
+                    await asyncio.sleep(0)  # let batches run between bursts of sends
             await self.producer.flush()
             if offsets:
                 await self._commit(offsets)
             self._last_checkpoint = time.monotonic()
             self.metrics.accounts_tracked.set(self.engine.accounts_tracked())
             self.metrics.checkpoint_seconds.observe(time.perf_counter() - t0)
+
+    async def _between_batches(self) -> None:
+        """Return when no batch is half-way (its state changed but its outputs not yet enqueued)."""
+        while not self._batch_done.is_set():
+            await self._batch_done.wait()
 
     async def on_assigned(self, partitions: Iterable[int]) -> None:
         """Restore the state of newly assigned partitions from the changelog before processing them."""

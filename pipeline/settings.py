@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     worker_data_dir: Path = Field(Path(".distillwatch/worker"), description="Faust data directory")
     worker_commit_interval_s: float = Field(10.0, gt=0, description="state flush + offset commit period")
     worker_max_batch: int = Field(5000, ge=1, description="records handed to the core in one batch")
+    worker_fetch_max_wait_ms: int = Field(100, ge=1, description="longest a fetch waits for new events")
 
     # --- Detection ---------------------------------------------------------
     seed: int = Field(7, description="seed of every random choice (models, simulator default)")

@@ -14,8 +14,31 @@ go to the changelog topic and come back bit-identical.
 from __future__ import annotations
 
 import math
+import sys
 from array import array
 from zlib import crc32
+
+
+def pack(a: array) -> str:  # type: ignore[type-arg]
+    """An array as hex of its little-endian bytes: exact, and ~10x faster to write than a JSON list.
+
+    >>> unpack("f", pack(array("f", [0.5, 2.0]))).tolist()
+    [0.5, 2.0]
+    """
+    if sys.byteorder != "little":
+        a = array(a.typecode, a)
+        a.byteswap()
+    return a.tobytes().hex()
+
+
+def unpack(typecode: str, value: str | list[float]) -> array:  # type: ignore[type-arg]
+    """Inverse of ``pack``; also takes the plain list of older snapshots."""
+    if not isinstance(value, str):
+        return array(typecode, value)
+    a = array(typecode, bytes.fromhex(value))
+    if sys.byteorder != "little":
+        a.byteswap()
+    return a
 
 
 def stable_hash(s: str) -> int:
@@ -45,12 +68,12 @@ class RecentIds:
         return False
 
     def dump(self) -> list[object]:
-        return [self.ring.tolist(), self.pos]
+        return [pack(self.ring), self.pos]
 
     @classmethod
     def load(cls, d: list) -> RecentIds:  # type: ignore[type-arg]
-        r = cls(len(d[0]))
-        r.ring = array("I", d[0])
+        r = cls.__new__(cls)
+        r.ring = unpack("I", d[0])
         r.pos = d[1]
         return r
 
@@ -209,12 +232,12 @@ class DistinctSketch:
         return (self.k - 1) / (max(m) / 2**32)
 
     def dump(self) -> list[object]:
-        return [self.mins.tolist(), self.examples, self.k, self.n_examples]
+        return [pack(self.mins), self.examples, self.k, self.n_examples]
 
     @classmethod
     def load(cls, d: list) -> DistinctSketch:  # type: ignore[type-arg]
         s = cls(d[2], d[3])
-        s.mins, s.examples = array("I", d[0]), list(d[1])
+        s.mins, s.examples = unpack("I", d[0]), list(d[1])
         return s
 
 

@@ -7,6 +7,7 @@ method of Faust's aiokafka consumer, ``_drain_messages``: records of *batch
 topics* go, one list per partition per fetch, straight to an async handler;
 every other topic (summaries, tables' changelogs) takes Faust's normal path.
 
+The consumer thread also bounds the fetch long-poll (``FetchWaitConsumerThread``).
 Faust keeps everything else: app and worker lifecycle, the consumer group and
 rebalancing (the handler is told through ``app.on_partitions_revoked`` /
 ``on_partitions_assigned``), flow control, tables, agents and the web server.
@@ -28,11 +29,27 @@ from faust.types import TP
 BatchHandler = Callable[[TP, Sequence[Any]], Awaitable[None]]
 
 
+class FetchWaitConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread with the fetch long-poll bounded by the app's ``fetch_max_wait_ms``.
+
+    Faust hard-codes 1,500 ms. A broker without long-poll wake-ups (Tansu) then holds a
+    caught-up worker's fetch that long: events waited up to 1.5 s before detection saw them.
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = cast(DistillWatchApp, self.app).fetch_max_wait_ms  # read at start()
+        return consumer
+
+
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with batch delivery for the topics in ``batch_topics``."""
 
     batch_topics: frozenset[str] = frozenset()
     batch_handler: BatchHandler | None = None
+
+    def _new_consumer_thread(self) -> FetchWaitConsumerThread:
+        return FetchWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # noqa: C901 - mirrors Faust's loop
         callback = self.callback
@@ -96,6 +113,7 @@ class DistillWatchApp(faust.App):
 
     _batch_topics: frozenset[str] = frozenset()
     _batch_handler: BatchHandler | None = None
+    fetch_max_wait_ms = 1500  # Faust's own value; ``create_app`` sets DW_WORKER_FETCH_MAX_WAIT_MS
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)

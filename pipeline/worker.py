@@ -134,6 +134,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Any:
         web_in_thread=False,
         producer_acks=-1,
     )
+    app.fetch_max_wait_ms = s.worker_fetch_max_wait_ms
     config = DetectionConfig.from_settings(s)
     engine = Engine(config)
     clusters = ClusterDetector(config)
