@@ -287,7 +287,10 @@ async def _latency(s: Settings, data: BenchData, rate: int, seconds: float) -> l
     from pipeline.worker import kafka_consumer_kwargs
 
     kw = kafka_consumer_kwargs(s)
-    consumer = AIOKafkaConsumer(s.topic_alerts, group_id=None, auto_offset_reset="latest", **kw)
+    # The instrument's own fetch wait must not count as latency (Tansu holds a fetch for the whole
+    # fetch_max_wait_ms when no data is there yet: aiokafka's default 500 ms).
+    consumer = AIOKafkaConsumer(s.topic_alerts, group_id=None, auto_offset_reset="latest", fetch_max_wait_ms=20,
+                                **kw)  # fmt: skip
     producer = AIOKafkaProducer(linger_ms=5, **kw)
     await consumer.start()
     await producer.start()

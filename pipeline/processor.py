@@ -37,7 +37,7 @@ from pipeline.settings import Settings
 log = logging.getLogger("distillwatch.worker")
 
 ROWS_PER_MESSAGE = 500  # ~350 KB per message: well under the 1 MB default request size
-SNAPSHOT_CHUNK = 2000  # accounts dumped (~30 ms) or sent between two batches in a periodic checkpoint
+SNAPSHOT_CHUNK = 2000  # accounts dumped and sent (~40 ms) between two batches in a periodic checkpoint
 
 
 class Producer(Protocol):
@@ -187,11 +187,11 @@ class HotPath:
     async def checkpoint(self, partitions: Iterable[int] | None = None) -> None:
         """Snapshot changed accounts, flush every produced message, then commit offsets.
 
-        A periodic checkpoint (``partitions`` None) dumps the accounts ``SNAPSHOT_CHUNK`` at a
-        time between batches, so the hot path never stalls for the whole state: each account is
-        taken as it is then, which covers at least the offsets captured at the start (the ones
-        committed) and, after a crash, a replay skips what it already holds. A revocation
-        checkpoint takes everything at once.
+        A periodic checkpoint (``partitions`` None) dumps and sends the accounts ``SNAPSHOT_CHUNK``
+        at a time between batches, so the hot path never stalls for the whole state and at most one
+        chunk of snapshots is held: each account is taken as it is then, which covers at least the
+        offsets captured at the start (the ones committed) and, after a crash, a replay skips what
+        it already holds. A revocation checkpoint takes everything at once.
         """
         async with self._lock:
             t0 = time.perf_counter()
@@ -200,32 +200,35 @@ class HotPath:
             # never snapshot a partition whose restore is still running (it would overwrite the shard record)
             parts = [p for p in parts if p in self._ready and self._ready[p].is_set()]
             offsets = {tp: off for tp, off in self._next_offset.items() if tp.partition in parts}
-            snaps = [(p, key, blob) for p in parts for key, blob in self.engine.begin_checkpoint(p)]
-            interleave = partitions is None
-            for part in parts:
-                while True:
-                    if interleave:
-                        await asyncio.sleep(0)
-                        await self._between_batches()  # no await from here to the dump below
-                    chunk = self.engine.checkpoint_accounts(part, SNAPSHOT_CHUNK if interleave else 1 << 62)
-                    if not chunk:
-                        break
-                    snaps.extend((part, key, blob) for key, blob in chunk)
+            head = [(p, key, blob) for p in parts for key, blob in self.engine.begin_checkpoint(p)]
             # Outputs first: a snapshot must never reach the changelog before the aggregates and
             # alerts of the events it covers (after a crash those events are skipped, not re-emitted).
-            # Every dump above came after its events' outputs were enqueued (between batches).
+            # Every dump is taken between batches, after its events' outputs were enqueued, and the
+            # flush before its send makes them durable.
+            if partitions is not None:  # revocation: everything at once, before the partitions move
+                head += [(p, key, blob) for p in parts for key, blob in self.engine.checkpoint_accounts(p, 1 << 62)]
             await self.producer.flush()
-            for i, (part, account_id, blob) in enumerate(snaps, 1):
-                for key, chunk_value in split(account_id, blob):
-                    await self.producer.send(self.s.topic_state, key.encode(), chunk_value, part)
-                if interleave and i % SNAPSHOT_CHUNK == 0:
-                    await asyncio.sleep(0)  # let batches run between bursts of sends
+            await self._send_state(head)
+            for part in parts if partitions is None else ():
+                while True:
+                    await asyncio.sleep(0)
+                    await self._between_batches()  # no await from here to the dump below
+                    chunk = self.engine.checkpoint_accounts(part, SNAPSHOT_CHUNK)
+                    if not chunk:
+                        break
+                    await self.producer.flush()
+                    await self._send_state([(part, key, blob) for key, blob in chunk])
             await self.producer.flush()
             if offsets:
                 await self._commit(offsets)
             self._last_checkpoint = time.monotonic()
             self.metrics.accounts_tracked.set(self.engine.accounts_tracked())
             self.metrics.checkpoint_seconds.observe(time.perf_counter() - t0)
+
+    async def _send_state(self, snaps: list[tuple[int, str, bytes]]) -> None:
+        for part, account_id, blob in snaps:
+            for key, chunk in split(account_id, blob):
+                await self.producer.send(self.s.topic_state, key.encode(), chunk, part)
 
     async def _between_batches(self) -> None:
         """Return when no batch is half-way (its state changed but its outputs not yet enqueued)."""

@@ -11,7 +11,6 @@ import orjson
 import pytest
 
 from pipeline import processor
-from pipeline.chunks import Reassembler
 from pipeline.detection import DetectionConfig
 from pipeline.engine import Engine
 from pipeline.metrics import Metrics
