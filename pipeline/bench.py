@@ -8,6 +8,8 @@ into ``api.requests`` on a fresh Tansu broker, then measure
 3. worker   - the real worker process end to end: first event consumed -> last
               aggregate row visible in ClickHouse (the sink running) and alerts produced;
 4. sink     - a fresh sink group re-reading every row batch into ClickHouse;
+   (before the sink and the latency phases, ClickHouse's background merges of the previous
+   phase's inserts are let finish: ``quiesce_s`` is the wait)
 5. latency  - event-to-alert p50/p99 at a fixed offered load (events stamped with wall time);
 6. memory   - worker resident memory growth per active account.
 """
@@ -34,6 +36,7 @@ from pipeline.benchparts import (
     measure_worker,
 )
 from pipeline.settings import Settings
+from pipeline.store import Store
 
 TARGETS = {
     "worker_events_per_s": (">=", 50_000),
@@ -81,9 +84,20 @@ def _measure(s: Settings, args: argparse.Namespace, data: BenchData, workdir: Pa
         result["offline_events_per_s"] = measure_offline(s, data)
         result.update(measure_worker(stack, data))
         result["worker_ratio_to_ceiling"] = result["worker_events_per_s"] / result["ceiling_events_per_s"]
+        result["quiesce_s"] = quiesce(stack.open_store())
         result.update(measure_sink(stack, args.sink_rows))
+        result["quiesce_s"] += quiesce(stack.open_store())
         result.update(measure_latency(stack, data, args.latency_rate, args.latency_seconds))
     return result
+
+
+def quiesce(store: Store, timeout_s: float = 120.0) -> float:
+    """Wait until ClickHouse has no background merge running (a phase's inserts are merged for tens
+    of seconds after it ends: that CPU belongs to it, not to the next phase). Returns seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s and store.query("SELECT count() FROM system.merges")[1][0][0]:
+        time.sleep(0.5)
+    return time.monotonic() - t0
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
