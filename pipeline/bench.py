@@ -10,7 +10,8 @@ into ``api.requests`` on a fresh Tansu broker, then measure
 4. sink     - a fresh sink group re-reading every row batch into ClickHouse;
    (before the sink and the latency phases, ClickHouse's background merges of the previous
    phase's inserts are let finish: ``quiesce_s`` is the wait)
-5. latency  - event-to-alert p50/p99 at a fixed offered load (events stamped with wall time);
+5. latency  - event-to-alert p50/p99 at a fixed offered load (events stamped with wall time),
+              on a fresh live worker of its own (the earlier one replayed simulated history);
 6. memory   - worker resident memory growth per active account.
 """
 

@@ -155,6 +155,15 @@ def _metric(port: int, name: str) -> float:
     return 0.0
 
 
+def _ready(port: int) -> bool:
+    """The worker answers /readyz with 200 (its partitions are assigned and restored)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
 def _rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -339,8 +348,28 @@ def _ms(rfc3339: str) -> int:
 
 
 def measure_latency(stack: LocalStack, data: BenchData, rate: int, seconds: float) -> dict[str, float]:
-    """Event-to-alert latency at ``rate`` offered events/s (event ts = wall clock when produced)."""
-    lat = sorted(asyncio.run(_latency(stack.settings, data, rate, seconds)))
+    """Event-to-alert latency at ``rate`` offered events/s (event ts = wall clock when produced).
+
+    Measured on a live worker of its own (own request, state and summary topics, own group): the
+    worker of the earlier phases replayed hours of simulated history, and its first live event
+    would jump event time by years and age all of that out at once (a backfill artefact, not
+    live operation). Every other worker is stopped first, so this one has the machine.
+    """
+    from pipeline.topics import ensure_topics
+
+    for name in list(stack.workers):
+        stack.stop_worker(name)
+    live = {"topic_requests": "latbench.requests", "topic_state": "latbench.state",
+            "topic_summaries": "latbench.summaries", "app_id": stack.settings.app_id + "-latency"}  # fmt: skip
+    s = stack.settings.model_copy(update=live)
+    ensure_topics(s)
+    proc = stack.start_worker("latency", **live)
+    deadline = time.monotonic() + 120
+    while not _ready(proc.web_port):  # type: ignore[attr-defined]
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"latency worker did not become ready; see {stack.workdir}/latency.log")
+        time.sleep(0.2)
+    lat = sorted(asyncio.run(_latency(s, data, rate, seconds)))
     if not lat:
         return {"latency_alerts": 0.0, "latency_p50_s": float("nan"), "latency_p99_s": float("nan")}
     return {
