@@ -590,8 +590,8 @@ class Engine:
 def _compact(blob: bytes) -> bytes:
     """A copy of ``blob`` in a block of its own size.
 
-    orjson writes into a larger buffer and shrinks it in place: tens of thousands of
-    snapshots held at once left that many holes and page faults (~3x slower than copying).
+    orjson writes into a larger buffer and shrinks it in place; snapshots held by the
+    thousand (a checkpoint chunk, a revocation) then pin that many oversized blocks.
     """
     return memoryview(blob).tobytes()
 

@@ -37,7 +37,7 @@ from pipeline.settings import Settings
 log = logging.getLogger("distillwatch.worker")
 
 ROWS_PER_MESSAGE = 500  # ~350 KB per message: well under the 1 MB default request size
-SNAPSHOT_CHUNK = 2000  # accounts dumped and sent (~40 ms) between two batches in a periodic checkpoint
+SNAPSHOT_CHUNK = 2000  # accounts dumped and sent between two batches in a periodic checkpoint
 
 
 class Producer(Protocol):

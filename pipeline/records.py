@@ -92,8 +92,8 @@ _AGGREGATE_VALUES = attrgetter(*AGGREGATE_FIELDS)
 def encode_aggregates(rows: list[AggregateRow]) -> bytes:
     """``AggregateRow`` batches as positional arrays in ``AGGREGATE_FIELDS`` order.
 
-    The aggregates topic carries most of the sink's rows: without the keys a bench
-    row is 102 bytes instead of 285 (``benchparts.aggregate_messages``).
+    The aggregates topic carries most of the sink's rows: without the keys a row
+    takes less than half the bytes, and the sink builds no dict per row.
 
     >>> encode_aggregates([AggregateRow("a", 60_000, 2, events=2, models=["m"])])[:30]
     b'[["a",60000,2,2,0,0,0,0,0,0,0,'
