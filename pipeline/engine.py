@@ -118,6 +118,8 @@ def ip_prefix(ip: str) -> str:
 class Engine:
     """Per-account detection over any number of shards (Kafka partitions)."""
 
+    ALERT_INDEX_MAX = 200_000  # alert ids kept for feedback by alert id (bounded: the worker runs for months)
+
     def __init__(self, config: DetectionConfig) -> None:
         self.config = config
         self.policy = IncidentPolicy.for_config(config, "account-behaviour")
@@ -340,7 +342,7 @@ class Engine:
             st.incident = inc
             if inc is not None:
                 sh.open[a] = st
-                self._alert_account[inc.alert_id] = a
+                self._remember_alert(inc.alert_id, a)
             if alert is not None:
                 self._out.alerts.append(alert)
         au = st.asn_ua.examples
@@ -478,6 +480,16 @@ class Engine:
             sh.agg_dirty = []
         return out
 
+    def _remember_alert(self, alert_id: str, account_id: str) -> None:
+        """Index an incident's alert id for feedback that names only the alert; the oldest of more
+        than ``ALERT_INDEX_MAX`` are forgotten (feedback naming the account still applies)."""
+        index = self._alert_account
+        if alert_id in index:
+            return
+        index[alert_id] = account_id
+        if len(index) > self.ALERT_INDEX_MAX:
+            del index[next(iter(index))]
+
     def apply_feedback(self, fb: FeedbackRow) -> None:
         """Analyst verdicts: allowlist (never alert), false positive (higher threshold, learnable),
         true positive (never learned as normal)."""
@@ -575,7 +587,7 @@ class Engine:
             sh.pending.pop(account_id, None)
         if st.incident is not None:
             sh.open[account_id] = st
-            self._alert_account[st.incident.alert_id] = account_id
+            self._remember_alert(st.incident.alert_id, account_id)
         else:
             sh.open.pop(account_id, None)
 

@@ -138,6 +138,20 @@ def test_allowlist_suppresses_and_false_positive_raises_threshold() -> None:
     assert e2.take_outputs().alerts[0].state == "resolved"
 
 
+def test_alert_index_for_feedback_is_bounded() -> None:
+    e = Engine(CFG)
+    e.ALERT_INDEX_MAX = 2
+    opened = [x for x in _run(e, harvest_events(n=100)) if hasattr(x, "alert_id")]
+    assert opened and list(e._alert_account.values()) == ["h1"]
+    e._remember_alert("al-x", "x")
+    e._remember_alert("al-y", "y")
+    assert list(e._alert_account) == ["al-x", "al-y"]  # the oldest (h1's) forgotten
+    e.apply_feedback(FeedbackRow("false_positive", alert_id=opened[0].alert_id))
+    assert e._shards[0].accounts["h1"].fp_bias == 0  # unknown alert id: no effect
+    e.apply_feedback(FeedbackRow("false_positive", account_id="h1", alert_id=opened[0].alert_id))
+    assert e._shards[0].accounts["h1"].fp_bias > 0  # the account named: applies
+
+
 def test_cluster_detector_links_shared_infrastructure_not_corporate() -> None:
     cd = ClusterDetector(CFG)
     alerts = []
