@@ -190,9 +190,9 @@ def measure_worker(stack: LocalStack, data: BenchData, timeout_s: float = 900.0)
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"worker did not start consuming; see {stack.workdir}/bench.log")
         time.sleep(0.02)
-    # The exact count (argMax per key over the whole table) costs ~0.2 CPU-s at 800 k rows: polled
-    # every 0.1 s it took most of a core from the worker it measures. It runs only once the worker
-    # has consumed every event and the raw sum (a few ms; never below the exact one) reached the total.
+    # The exact count (argMax per key over the whole table) grows with the table: polled every 0.1 s
+    # it competed for CPU with the worker it measures. It runs only once the worker has consumed
+    # every event and the raw sum (one column; never below the exact one) reached the total.
     raw_sql = f"SELECT sum(events) FROM {s.clickhouse_database}.account_minute"
     sql = f"SELECT sum(events) FROM {s.clickhouse_database}.account_minute_v"
     last_log = time.monotonic()

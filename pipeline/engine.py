@@ -133,6 +133,7 @@ class Engine:
         self._lateness = config.allowed_lateness_ms
         self._min_events = config.min_events_to_score
         self._force_min = config.force_min_events
+        self._ordinary_below = 0.2 * config.alert_threshold  # scores under this look clearly ordinary
 
     # -- hot path -------------------------------------------------------------
     def add(self, event: Event, shard: int, offset: int) -> None:
@@ -325,7 +326,7 @@ class Engine:
         f = feature_vector(st, now)
         assessed = sh.scorer.assess(st, f)
         score = assessed.score
-        if st.incident is None and score < 0.2 * cfg.alert_threshold and now - st.row_ms < cfg.row_gap_ms:
+        if st.incident is None and score < self._ordinary_below and now - st.row_ms < cfg.row_gap_ms:
             self._after_scoring(sh, st, now, score)  # screened: clearly ordinary, reported recently: no rows
             return
         reasons = sh.scorer.explain(st, f, assessed)
@@ -396,7 +397,7 @@ class Engine:
         st.last_score_ms, st.last_score = now, score
         # Every interval while an account is near or over the threshold (time to detect, severity
         # escalation); back off to 5 intervals and a long forced gap while it looks clearly ordinary.
-        hot = score >= 0.2 * cfg.alert_threshold or st.incident is not None or st.cusum >= COT_CUSUM_LEVEL
+        hot = score >= self._ordinary_below or st.incident is not None or st.cusum >= COT_CUSUM_LEVEL
         st.next_score_ms = now + cfg.score_interval_ms * (1 if hot else 5)
         st.force_ms = now + (cfg.max_score_gap_ms if hot else cfg.ordinary_score_gap_ms)
         if not st.dirty:

@@ -200,30 +200,36 @@ class HotPath:
             # never snapshot a partition whose restore is still running (it would overwrite the shard record)
             parts = [p for p in parts if p in self._ready and self._ready[p].is_set()]
             offsets = {tp: off for tp, off in self._next_offset.items() if tp.partition in parts}
-            head = [(p, key, blob) for p in parts for key, blob in self.engine.begin_checkpoint(p)]
             # Outputs first: a snapshot must never reach the changelog before the aggregates and
             # alerts of the events it covers (after a crash those events are skipped, not re-emitted).
             # Every dump is taken between batches, after its events' outputs were enqueued, and the
             # flush before its send makes them durable.
-            if partitions is not None:  # revocation: everything at once, before the partitions move
-                head += [(p, key, blob) for p in parts for key, blob in self.engine.checkpoint_accounts(p, 1 << 62)]
+            # A revocation takes everything at once, before the partitions move; a periodic
+            # checkpoint takes the shard records now and the accounts in chunks below.
+            take = self.engine.begin_checkpoint if partitions is None else self.engine.dirty_snapshots
+            head = [(p, key, blob) for p in parts for key, blob in take(p)]
             await self.producer.flush()
             await self._send_state(head)
-            for part in parts if partitions is None else ():
-                while True:
-                    await asyncio.sleep(0)
-                    await self._between_batches()  # no await from here to the dump below
-                    chunk = self.engine.checkpoint_accounts(part, SNAPSHOT_CHUNK)
-                    if not chunk:
-                        break
-                    await self.producer.flush()
-                    await self._send_state([(part, key, blob) for key, blob in chunk])
+            if partitions is None:
+                for part in parts:
+                    await self._send_accounts_chunked(part)
             await self.producer.flush()
             if offsets:
                 await self._commit(offsets)
             self._last_checkpoint = time.monotonic()
             self.metrics.accounts_tracked.set(self.engine.accounts_tracked())
             self.metrics.checkpoint_seconds.observe(time.perf_counter() - t0)
+
+    async def _send_accounts_chunked(self, part: int) -> None:
+        """Dump and send the queued accounts of ``part``, ``SNAPSHOT_CHUNK`` at a time between batches."""
+        while True:
+            await asyncio.sleep(0)
+            await self._between_batches()  # no await from here to the dump below
+            chunk = self.engine.checkpoint_accounts(part, SNAPSHOT_CHUNK)
+            if not chunk:
+                return
+            await self.producer.flush()
+            await self._send_state([(part, key, blob) for key, blob in chunk])
 
     async def _send_state(self, snaps: list[tuple[int, str, bytes]]) -> None:
         for part, account_id, blob in snaps:

@@ -124,39 +124,49 @@ def _flush(buffer: SinkBuffer, store: Store, consumer: Any, stats: SinkStats, st
             if stop.is_set() and give_up_at is None:
                 give_up_at = time.monotonic() + 30.0
             continue
-        stats.flushes += 1
-        if m is not None and pending:
-            m.sink_rows.labels("all").inc(pending)
-            m.sink_batch_seconds.labels("all").observe(time.perf_counter() - t0)
-            m.sink_buffered_rows.set(buffer.rows)
-        _commit(consumer, offsets)
+        _inserted(stats, consumer, offsets, pending, t0, buffer.rows)
         if paused:
             consumer.resume(*paused)
         return True
 
 
-def _settle(inflight: tuple[SinkBuffer, Future[dict[tuple[str, int], int]], float] | None, store: Store,
-            consumer: Any, stats: SinkStats, stop: threading.Event) -> None:  # fmt: skip
+def _inserted(stats: SinkStats, consumer: Any, offsets: dict[tuple[str, int], int], rows: int, t0: float,
+              buffered: int) -> None:  # fmt: skip
+    """An insert succeeded: count it, then commit the offsets it covers."""
+    stats.flushes += 1
+    m = stats.metrics
+    if m is not None and rows:
+        m.sink_rows.labels("all").inc(rows)
+        m.sink_batch_seconds.labels("all").observe(time.perf_counter() - t0)
+        m.sink_buffered_rows.set(buffered)
+    _commit(consumer, offsets)
+
+
+@dataclass
+class _Insert:
+    """A sealed buffer being inserted in the background."""
+
+    buffer: SinkBuffer
+    future: Future[dict[tuple[str, int], int]]
+    rows: int  # taken at submission: the buffer empties as its tables go in
+    t0: float
+
+
+def _settle(job: _Insert | None, store: Store, consumer: Any, stats: SinkStats, stop: threading.Event,
+            buffered: int) -> None:  # fmt: skip
     """Wait for the background insert; commit its offsets, or retry it in the foreground (backoff)."""
-    if inflight is None:
+    if job is None:
         return
-    sealed, future, t0 = inflight
-    pending = sealed.rows
     try:
-        offsets = future.result()
+        offsets = job.future.result()
     except DistillWatchError as exc:
         stats.retries += 1
         if stats.metrics is not None:
             stats.metrics.sink_failures.inc()
         log.warning("ClickHouse insert failed (%s); retrying", exc)
-        _flush(sealed, store, consumer, stats, stop, None)
+        _flush(job.buffer, store, consumer, stats, stop, None)
         return
-    stats.flushes += 1
-    m = stats.metrics
-    if m is not None and pending:
-        m.sink_rows.labels("all").inc(pending)
-        m.sink_batch_seconds.labels("all").observe(time.perf_counter() - t0)
-    _commit(consumer, offsets)
+    _inserted(stats, consumer, offsets, job.rows, job.t0, buffered)
 
 
 def run_sink(settings: Settings, stop_event: threading.Event | None = None, max_seconds: float | None = None,
@@ -180,7 +190,7 @@ def run_sink(settings: Settings, stop_event: threading.Event | None = None, max_
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     paused = False
     inserter = ThreadPoolExecutor(1, thread_name_prefix="sink-insert")
-    inflight: tuple[SinkBuffer, Future[dict[tuple[str, int], int]], float] | None = None
+    inflight: _Insert | None = None
     try:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             if buffer.rows >= settings.sink_max_buffer_rows and not paused:
@@ -203,27 +213,27 @@ def run_sink(settings: Settings, stop_event: threading.Event | None = None, max_
                     n = len(next(iter(columns.values())))
                     stats.rows[table] = stats.rows.get(table, 0) + n
                     buffer.add(table, columns, tp.topic, tp.partition, rec.offset)
-            held = buffer.rows + (inflight[0].rows if inflight else 0)
+            held = buffer.rows + (inflight.buffer.rows if inflight else 0)
             if held > stats.peak_buffer_rows:
                 stats.peak_buffer_rows = held
-            if inflight is not None and inflight[1].done():  # commit (or retry) as soon as it ends
-                _settle(inflight, store, consumer, stats, stop)
+            if inflight is not None and inflight.future.done():  # commit (or retry) as soon as it ends
+                _settle(inflight, store, consumer, stats, stop, buffer.rows)
                 inflight = None
             if buffer.due() or paused:
                 # One insert in flight while the next batch is polled and decoded (the ClickHouse
                 # clients release the GIL while they wait): settle the previous one, then hand over.
-                _settle(inflight, store, consumer, stats, stop)
+                _settle(inflight, store, consumer, stats, stop, buffer.rows)
                 sealed = buffer.seal()
-                inflight = sealed, inserter.submit(sealed.flush, store), time.perf_counter()
+                inflight = _Insert(sealed, inserter.submit(sealed.flush, store), sealed.rows, time.perf_counter())
                 if paused:
                     consumer.resume(*consumer.paused())
                     paused = False
-        _settle(inflight, store, consumer, stats, stop)
+        _settle(inflight, store, consumer, stats, stop, buffer.rows)
         inflight = None
         _flush(buffer, store, consumer, stats, stop, time.monotonic() + 30.0)
     finally:
         if inflight is not None:  # an error above: let the insert finish, commit nothing
-            inflight[1].exception()
+            inflight.future.exception()
         inserter.shutdown()
         if web is not None:
             web.close()

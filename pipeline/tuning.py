@@ -17,7 +17,7 @@ GEN0_THRESHOLD = 200_000
 
 
 def preload() -> None:
-    """Import what the first batch would import (River: ~1.5 s and ~90 MB resident) at start-up.
+    """Import what the first batch would import (River, the largest import) at start-up.
 
     Loaded inside the first batch it stalled that batch, and the bench counted the
     code as per-account state (resident memory is measured from start-up).

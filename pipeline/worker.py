@@ -133,8 +133,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Any:
         web_host="0.0.0.0",
         web_in_thread=False,
         producer_acks=-1,
-        # Faust's default is 16 KB: a checkpoint's snapshots (~2 KB each) and the row batches
-        # (~50 KB) went out in thousands of small produce requests, and alerts queued behind them.
+        # Faust's default is 16 KB: a checkpoint's snapshots and the row batches (500 rows each)
+        # went out in many small produce requests, and alerts queued behind them.
         producer_max_batch_size=512 * 1024,
     )
     app.fetch_max_wait_ms = s.worker_fetch_max_wait_ms

@@ -40,7 +40,7 @@ class Log:
 
     def __init__(self) -> None:
         self.enqueued: list[tuple[str, bytes | None, bytes]] = []
-        self.durable = 0
+        self.flushed = 0
 
     async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None) -> None:
         self.enqueued.append((topic, key, value))
@@ -49,11 +49,11 @@ class Log:
 
     async def flush(self) -> None:
         await asyncio.sleep(0)
-        self.durable = len(self.enqueued)
+        self.flushed = len(self.enqueued)
 
-    def topic(self, name: str, durable_only: bool = True) -> list[tuple[bytes | None, bytes]]:
-        end = self.durable if durable_only else len(self.enqueued)
-        return [(k, v) for t, k, v in self.enqueued[:end] if t == name]
+    def durable(self, name: str) -> list[tuple[bytes | None, bytes]]:
+        """What survives a kill -9: the messages of ``name`` flushed so far."""
+        return [(k, v) for t, k, v in self.enqueued[: self.flushed] if t == name]
 
 
 def _hot(log: Log, changelog: list[tuple[bytes | None, bytes]], commits: list[int]) -> HotPath:
@@ -68,10 +68,10 @@ def _hot(log: Log, changelog: list[tuple[bytes | None, bytes]], commits: list[in
     return HotPath(S, Engine(CFG), log, commit, read, Metrics(), wall_clock_ms=lambda: 0)
 
 
-def _minute_totals(log: Log, durable_only: bool) -> dict[tuple[str, int], int]:
+def _minute_totals(log: Log) -> dict[tuple[str, int], int]:
     """(account, minute) -> events of the highest version sent (what ClickHouse's views show)."""
     best: dict[tuple[str, int], tuple[int, int]] = {}
-    for _, value in log.topic(S.topic_aggregates, durable_only):
+    for _, value in log.durable(S.topic_aggregates):
         for row in orjson.loads(value):
             key, version, events = (row[0], row[1]), row[2], row[3]
             if version >= best.get(key, (-1, 0))[0]:
@@ -115,7 +115,7 @@ def test_crash_after_an_interleaved_checkpoint_counts_every_event_once(monkeypat
             await hot.on_batch(tp, b)
         assert commits, "the checkpoint committed"
         restart = Log()
-        hot2 = _hot(restart, log.topic(S.topic_state), [])
+        hot2 = _hot(restart, log.durable(S.topic_state), [])
         await hot2.on_assigned([0])
         for b in batches:
             rest = [r for r in b if r.offset >= commits[-1]]
@@ -126,8 +126,8 @@ def test_crash_after_an_interleaved_checkpoint_counts_every_event_once(monkeypat
 
     ref = asyncio.run(uninterrupted())
     before, after = asyncio.run(crashed())
-    totals = _minute_totals(before, durable_only=True)
-    for key, events in _minute_totals(after, durable_only=True).items():
+    totals = _minute_totals(before)
+    for key, events in _minute_totals(after).items():
         totals[key] = max(totals.get(key, 0), events)  # replayed rows carry the same or higher versions
-    assert totals == _minute_totals(ref, durable_only=True)
+    assert totals == _minute_totals(ref)
     assert sum(totals.values()) == len({orjson.loads(v)["event_id"] for v in values})

@@ -110,6 +110,9 @@ def test_sink_end_to_end_embedded_shared_store(broker: str, chdb_path: Path) -> 
         thread.join(30)
         store.close()
     assert out[0].flushes >= 1
+    # Inserts run in the background: the metric still counts every row inserted, once.
+    inserted = out[0].metrics.registry.get_sample_value("distillwatch_sink_rows_total", {"table": "all"})
+    assert inserted == sum(out[0].rows.values())
 
 
 def test_clickhouse_outage_loses_nothing(broker: str, clickhouse_server: Any, chdb_path: Path) -> None:
