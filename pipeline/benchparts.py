@@ -145,10 +145,15 @@ def measure_offline(s: Settings, data: BenchData) -> float:
 
 def _metric(port: int, name: str) -> float:
     """A metric of the worker; 0 while its web server does not answer (busy or starting)."""
+    return _answered_metric(port, name) or 0.0
+
+
+def _answered_metric(port: int, name: str) -> float | None:
+    """A metric of the worker; None while its web server does not answer."""
     try:
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     except OSError:
-        return 0.0
+        return None
     for line in body.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
@@ -182,9 +187,14 @@ def measure_worker(stack: LocalStack, data: BenchData, timeout_s: float = 900.0)
     deadline = time.monotonic() + timeout_s
     while not t0:
         try:
-            rss_base = rss_base or _rss_bytes(proc.pid)
-            if _metric(port, "distillwatch_events_in_total") > 0:
+            # the baseline is the last reading before the first event was consumed (started, River
+            # loaded, partitions assigned): what grows after it is the state of the accounts
+            rss_before = _rss_bytes(proc.pid)
+            consumed = _answered_metric(port, "distillwatch_events_in_total")
+            if consumed:
                 t0 = time.monotonic()
+            elif consumed is not None:
+                rss_base = rss_before
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:

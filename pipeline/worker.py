@@ -162,12 +162,9 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Any:
 
     summaries = app.topic(s.topic_summaries, partitions=1, key_serializer="raw", value_serializer="raw")
 
-    state = ClusterState(clusters, app.Table("cluster-state", partitions=1, key_type=bytes, value_type=bytes),
-                         every_s=s.worker_commit_interval_s)  # fmt: skip
-
-    def _idle(stream: Any) -> bool:
-        queue = getattr(getattr(stream, "channel", None), "queue", None)
-        return queue is None or bool(queue.empty())
+    # use_partitioner: the release timer writes outside stream iteration (one partition either way)
+    table = app.Table("cluster-state", partitions=1, key_type=bytes, value_type=bytes, use_partitioner=True)
+    state = ClusterState(clusters, table, every_s=s.worker_commit_interval_s)
 
     @app.agent(summaries)
     async def cluster_agent(stream: Any) -> None:
@@ -177,14 +174,22 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Any:
             if state.should_skip(offset):
                 state.hold(event)  # already applied: acked with the next snapshot, which covers it durably
             else:
-                alerts = []
-                for item in orjson.loads(event.value):
-                    alerts.extend(clusters.add_summary(AccountSummary.from_dict(item)))
-                await hot.send_alerts(alerts)
-                state.applied(event, offset)
-            # Nothing more queued (end of a burst, or a rebalance suspended the flow): snapshot and
-            # ack now. Held acks would block Faust's wait_empty (rebalance, shutdown) and the commit.
-            state.maybe_snapshot(force=_idle(stream))
+                state.busy = True  # applied but not yet recorded: no snapshot may run in between
+                try:
+                    alerts = []
+                    for item in orjson.loads(event.value):
+                        alerts.extend(clusters.add_summary(AccountSummary.from_dict(item)))
+                    await hot.send_alerts(alerts)
+                    state.applied(event, offset)
+                finally:
+                    state.busy = False
+            state.maybe_snapshot()
+
+    @app.timer(1.0)
+    async def release_cluster_acks() -> None:
+        # Held acks would block Faust's wait_empty (rebalance) and the summaries commit: once the
+        # agent is quiet, or a rebalance starts, snapshot and ack what it holds.
+        state.release(rebalancing=bool(app.rebalancing))
 
     @app.task
     async def feedback_reader() -> None:
