@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import asdict, dataclass, field
+from sys import intern
 from typing import TYPE_CHECKING
 
 import orjson
@@ -56,7 +57,13 @@ class AccountSummary:
 
     @classmethod
     def from_dict(cls, d: dict) -> AccountSummary:  # type: ignore[type-arg]
-        return cls(**d)
+        """From the JSON form; strings interned (shared with the engine's account state in a worker)."""
+        s = cls(**d)
+        s.account_id, s.org_id = intern(s.account_id), intern(s.org_id)
+        s.ip_prefixes = [intern(x) for x in s.ip_prefixes]
+        s.asn_uas = [intern(x) for x in s.asn_uas]
+        s.payments = [intern(x) for x in s.payments]
+        return s
 
     def keys(self) -> list[str]:
         return (

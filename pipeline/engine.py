@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from sys import intern
 from zlib import crc32
 
 import orjson
@@ -231,13 +232,13 @@ class Engine:
         ip = event.ip
         if ip and ip != st.last_ip:
             st.last_ip = ip
-            st.ips.add(ip_prefix(ip))
+            st.ips.add(intern(ip_prefix(ip)))
         if event.user_agent != st.last_ua or event.asn != st.last_asn:
             self._infra_change(st, event)
         pay = event.payment_fingerprint
         if pay and pay != st.last_pay:
             st.last_pay = pay
-            st.pays.add(pay)
+            st.pays.add(intern(pay))
         n = st.pending + 1
         st.pending = n
         if n == 1:
@@ -253,8 +254,9 @@ class Engine:
         return sh
 
     def _new_account(self, sh: _Shard, ev: Event, shard: int) -> AccountState:
-        st = AccountState(ev.account_id, shard, ev.account_created_ms, ev.ts_ms)
-        st.org_id = ev.org_id
+        # Interned: the cluster detector's copies (decoded from summaries) then share these strings.
+        st = AccountState(intern(ev.account_id), shard, ev.account_created_ms, ev.ts_ms)
+        st.org_id = intern(ev.org_id)
         st.next_score_ms = ev.ts_ms + self.config.score_interval_ms
         st.force_ms = ev.ts_ms + self.config.max_score_gap_ms
         self._apply_known_feedback(st)
@@ -282,7 +284,7 @@ class Engine:
     @staticmethod
     def _infra_change(st: AccountState, event: Event) -> None:
         st.last_ua, st.last_asn = event.user_agent, event.asn
-        st.asn_ua.add(f"{event.asn}|{event.user_agent[:64]}")
+        st.asn_ua.add(intern(f"{event.asn}|{event.user_agent[:64]}"))
 
     def _late(self, sh: _Shard, st: AccountState, ev: Event, minute: int) -> None:
         """Late event: counted in the aggregate of its minute if still held, never in rate features."""
@@ -317,7 +319,7 @@ class Engine:
         st.model_new = first - sh.start_ms > 3_600_000 and ts - first <= self.config.new_model_window_ms
         if not st.model_new:
             st.has_old_model = True
-        st.last_model = model
+        st.last_model = model = intern(model)  # one string per model name, not one per account
         if model not in st.bucket.models and len(st.bucket.models) < 8:
             st.bucket.models.append(model)
 
