@@ -4,7 +4,8 @@
 
 Builds the same data as ``distillwatch bench`` (``benchparts.make_data``), then prints:
 decode µs/event (best of 5 over 100,000 messages), and one offline pass counting minute rolls,
-scorings (all, and screened: no rows emitted) and the core's events/s. The counters wrap engine
+scorings (all, and screened: no rows emitted) and the core's events/s, the pass's resident growth
+per account, and the size and cost of the cluster detector's snapshot. The counters wrap engine
 methods, so the events/s printed here is a little below ``bench``'s offline figure.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from pipeline import engine as eng  # noqa: E402
 from pipeline.benchparts import make_data, measure_offline  # noqa: E402
 from pipeline.contract import decode_event  # noqa: E402
 from pipeline.detection import Scorer  # noqa: E402
+from pipeline.engine import OfflineRunner  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
 
@@ -53,12 +56,47 @@ def main() -> None:
         return explain(*a)  # type: ignore[arg-type]
 
     Scorer.explain = explained  # type: ignore[method-assign]
+    rss0 = _rss()
+    runner = _Capture()
     rate = measure_offline(Settings(), data)  # the bench's own offline phase, counters included
+    grown = _rss() - rss0
     n = len(values)
     print(f"events {n:,}, accounts {data.accounts:,}, core {rate:,.0f} events/s (with counters)")
     print(f"minute rolls {counts['_roll']:,} ({counts['_roll'] / n:.0%} of events)")
     print(f"scorings {counts['_score']:,} ({counts['_score'] / n:.0%} of events), "
           f"screened {counts['_score'] - counts['explained']:,}, full {counts['explained']:,}")  # fmt: skip
+    print(f"resident growth of the offline pass: {grown / data.accounts:,.0f} B per active account "
+          f"(engine + cluster detector objects, no Kafka buffers)")  # fmt: skip
+    clusters = runner.last.clusters  # type: ignore[union-attr]
+    t = time.perf_counter()
+    blob = clusters.snapshot()
+    dumped = time.perf_counter() - t
+    t = time.perf_counter()
+    packed = zlib.compress(blob, 1)
+    print(f"cluster detector snapshot: {len(blob) / 1e6:.1f} MB in {dumped:.2f} s; zlib level 1: "
+          f"{len(packed) / 1e6:.1f} MB in {time.perf_counter() - t:.2f} s (cluster-state parts)")  # fmt: skip
+
+
+class _Capture:
+    """Keeps the ``OfflineRunner`` that ``measure_offline`` builds (for its cluster detector)."""
+
+    last: OfflineRunner | None = None
+
+    def __init__(self) -> None:
+        original = OfflineRunner.__init__
+
+        def init(runner: OfflineRunner, *a: object, **k: object) -> None:
+            original(runner, *a, **k)  # type: ignore[arg-type]
+            self.last = runner
+
+        OfflineRunner.__init__ = init  # type: ignore[method-assign]
+
+
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def _timed(fn: object) -> float:
