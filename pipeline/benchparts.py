@@ -9,12 +9,15 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from pipeline.settings import Settings
 from pipeline.stack import LagProbe, LocalStack
+
+if TYPE_CHECKING:
+    from pipeline.engine import OfflineRunner
 
 SPLIT = 20  # account ids per simulated actor in the benchmark data
 
@@ -125,8 +128,9 @@ async def measure_ceiling(s: Settings, n: int) -> float:
         await consumer.stop()
 
 
-def measure_offline(s: Settings, data: BenchData) -> float:
-    """events/s of the detection core alone (decode + engine), as ``evaluate`` drives it."""
+def measure_offline(s: Settings, data: BenchData, runner: OfflineRunner | None = None) -> float:
+    """events/s of the detection core alone (decode + engine), as ``evaluate`` drives it
+    (into ``runner`` when given, so a caller can inspect the state it leaves)."""
     import river.anomaly  # noqa: F401  (imported by the first shard; not part of the measurement)
 
     from pipeline.contract import decode_event
@@ -134,7 +138,8 @@ def measure_offline(s: Settings, data: BenchData) -> float:
     from pipeline.tuning import tune_gc
 
     tune_gc()
-    runner = OfflineRunner(DetectionConfig.from_settings(s))
+    if runner is None:
+        runner = OfflineRunner(DetectionConfig.from_settings(s))
     feed = runner.feed
     t0 = time.perf_counter()
     for offset, (_, value) in enumerate(data.items):

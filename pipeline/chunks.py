@@ -26,10 +26,15 @@ def part_keys(key: str, n: int) -> list[str]:
     return [key] if n == 1 else [f"{key}{SEP}{i}{SEP}{n}" for i in range(n)]
 
 
+def pieces(blob: bytes, limit: int = CHUNK_BYTES) -> list[bytes]:
+    """``blob`` cut into consecutive pieces of at most ``limit`` bytes (one piece when small or empty)."""
+    return [blob[i : i + limit] for i in range(0, len(blob), limit)] or [blob]
+
+
 def split(key: str, blob: bytes, limit: int = CHUNK_BYTES) -> list[tuple[str, bytes]]:
     """``[(key, blob)]`` when small, else the numbered parts in order."""
-    n = max(1, -(-len(blob) // limit))
-    return [(k, blob[i * limit : (i + 1) * limit]) for i, k in enumerate(part_keys(key, n))]
+    parts = pieces(blob, limit)
+    return list(zip(part_keys(key, len(parts)), parts, strict=True))
 
 
 class Reassembler:

@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 
-from pipeline.chunks import CHUNK_BYTES, part_keys
+from pipeline.chunks import CHUNK_BYTES, part_keys, pieces
 from pipeline.engine import ClusterDetector
 
 _META = b"detector/meta"
@@ -65,7 +66,7 @@ class ClusterState:
         self.every_s = every_s
         self.quiet_s = quiet_s
         self.applied_offset = -1
-        self.busy = False  # the agent is between taking a message and recording it (no snapshot then)
+        self.busy = False  # a message is being applied and not yet recorded (no snapshot then)
         self.slot = 0  # the slot the next snapshot goes to
         self.last_message = time.monotonic()
         self._restored = False
@@ -105,31 +106,38 @@ class ClusterState:
     def applied(self, event: Any, offset: int) -> None:
         """Remember a processed message; it is acked at the next snapshot."""
         self.applied_offset = offset
-        self._pending.append(event)
-        self.last_message = time.monotonic()
+        self.hold(event)
+
+    @contextmanager
+    def applying(self, event: Any, offset: int) -> Iterator[None]:
+        """Around applying a message (awaits inside are fine): no snapshot runs until it is
+        recorded, so a snapshot never covers a message without its offset; not recorded on error."""
+        self.busy = True
+        try:
+            yield
+        finally:
+            self.busy = False
+        self.applied(event, offset)
 
     def maybe_snapshot(self, now: float | None = None) -> bool:
         """After a message: write the snapshot if ``every_s`` passed since the last one."""
         now = time.monotonic() if now is None else now
-        if not self._pending or self.busy or now - self._last < self.every_s:
-            return False
-        self._write(now)
-        return True
+        return self._write_if(now - self._last >= self.every_s, now)
 
     def release(self, rebalancing: bool = False, now: float | None = None) -> bool:
         """From a timer: snapshot and ack what is held once the agent is quiet (or a rebalance waits)."""
         now = time.monotonic() if now is None else now
-        if not self._pending or self.busy or not (rebalancing or now - self.last_message >= self.quiet_s):
-            return False
-        self._write(now)
-        return True
+        return self._write_if(rebalancing or now - self.last_message >= self.quiet_s, now)
 
-    def _write(self, now: float) -> None:
+    def _write_if(self, due: bool, now: float) -> bool:
+        if not due or not self._pending or self.busy:
+            return False
         blob = zlib.compress(self.detector.snapshot(), 1)
         table, slot = self.table, self.slot
-        n = max(1, -(-len(blob) // CHUNK_BYTES))
-        for i in range(n):
-            table[_slot_key(slot, i)] = blob[i * CHUNK_BYTES : (i + 1) * CHUNK_BYTES]
+        parts = pieces(blob, CHUNK_BYTES)
+        n = len(parts)
+        for i, part in enumerate(parts):
+            table[_slot_key(slot, i)] = part
         table[_META] = f"{self.applied_offset}:{n}:{slot}".encode()
         # Only now is the new snapshot the restorable one: drop everything else (the other slot,
         # this slot's parts beyond n, pre-slot keys).
@@ -141,3 +149,4 @@ class ClusterState:
             event.ack()
         self._pending.clear()
         self._last = now
+        return True

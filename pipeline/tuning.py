@@ -19,8 +19,8 @@ GEN0_THRESHOLD = 200_000
 def preload() -> None:
     """Import what the first batch would import (River, the largest import) at start-up.
 
-    Loaded inside the first batch it stalled that batch, and the bench counted the
-    code as per-account state (resident memory is measured from start-up).
+    Loaded inside the first batch it stalled that batch, and its memory looked like
+    account state (the bench's baseline is taken just before the first event).
     """
     import river.anomaly  # noqa: F401
 

@@ -174,15 +174,11 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Any:
             if state.should_skip(offset):
                 state.hold(event)  # already applied: acked with the next snapshot, which covers it durably
             else:
-                state.busy = True  # applied but not yet recorded: no snapshot may run in between
-                try:
+                with state.applying(event, offset):
                     alerts = []
                     for item in orjson.loads(event.value):
                         alerts.extend(clusters.add_summary(AccountSummary.from_dict(item)))
                     await hot.send_alerts(alerts)
-                    state.applied(event, offset)
-                finally:
-                    state.busy = False
             state.maybe_snapshot()
 
     @app.timer(1.0)

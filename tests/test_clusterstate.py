@@ -51,7 +51,7 @@ def _grow(det: ClusterDetector, start: int, n: int) -> None:
 
 
 def _ack() -> SimpleNamespace:
-    return SimpleNamespace(acked=False, ack=lambda: None)
+    return SimpleNamespace(ack=lambda: None)
 
 
 @pytest.fixture
@@ -141,3 +141,15 @@ def test_cadence_periodic_quiet_rebalance_and_busy() -> None:
     assert state.release(now=t + 2.5) and acks == [1, 1]  # quiet for quiet_s: acks released
     state.applied(ev, 3)
     assert state.maybe_snapshot(now=t + 60) and acks == [1, 1, 1]  # every_s while summaries flow
+
+
+def test_applying_blocks_snapshots_and_records_only_on_success() -> None:
+    state = ClusterState(ClusterDetector(DetectionConfig()), Table(), every_s=0.0)
+    state.hold(_ack())  # something held, so a snapshot would otherwise be written
+    with state.applying(_ack(), 5):
+        assert not state.release(rebalancing=True) and not state.maybe_snapshot()
+    assert state.applied_offset == 5
+    with pytest.raises(Crash), state.applying(_ack(), 6):
+        raise Crash
+    assert state.applied_offset == 5 and not state.busy
+    assert state.release(rebalancing=True)
