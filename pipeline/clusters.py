@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from sys import intern
 from typing import TYPE_CHECKING
@@ -65,12 +66,13 @@ class AccountSummary:
         s.payments = [intern(x) for x in s.payments]
         return s
 
-    def keys(self) -> list[str]:
+    def link_keys(self) -> list[str]:
+        """Linking keys, interned: an account's key set and the key index share one string per key."""
         return (
-            [f"pay:{p}" for p in self.payments]
-            + [f"ip:{p}" for p in self.ip_prefixes]
-            + [f"au:{a}" for a in self.asn_uas]
-            + [f"tpl:{t}" for t in self.templates]
+            [intern(f"pay:{p}") for p in self.payments]
+            + [intern(f"ip:{p}") for p in self.ip_prefixes]
+            + [intern(f"au:{a}") for a in self.asn_uas]
+            + [intern(f"tpl:{t}") for t in self.templates]
         )
 
 
@@ -92,9 +94,11 @@ def synchronized(a: AccountSummary, b: AccountSummary) -> bool:
     return 4 <= union <= 36 and (ma & mb).bit_count() / union >= 0.6
 
 
-def link_weight(a: AccountSummary, b: AccountSummary, ka: set[str], kb: set[str]) -> tuple[float, list[str]]:
+def link_weight(
+    a: AccountSummary, b: AccountSummary, ka: Collection[str], kb: Collection[str]
+) -> tuple[float, list[str]]:
     """Evidence that two accounts are one operator: (weight, kinds shared)."""
-    kinds = sorted({k.split(":", 1)[0] for k in ka & kb})
+    kinds = sorted({k.split(":", 1)[0] for k in ka if k in kb})
     if not {"pay", "ip", "tpl"} & set(kinds):  # needs some specific shared infrastructure or template
         return 0.0, kinds
     w = sum(KIND_WEIGHT[k] for k in kinds)
@@ -113,7 +117,8 @@ class ClusterDetector:
         self.config = config
         self.policy = IncidentPolicy.for_config(config, "cluster")
         self.summaries: dict[str, AccountSummary] = {}
-        self.keysets: dict[str, set[str]] = {}
+        # Key sets as sorted tuples (a set of 5+ strings takes 728 bytes; this tuple about 100).
+        self.keysets: dict[str, tuple[str, ...]] = {}
         self.index: dict[str, list[str]] = {}
         self.adj: dict[str, dict[str, list[str]]] = {}
         self.last_eval: dict[str, int] = {}
@@ -134,14 +139,18 @@ class ClusterDetector:
         if s.allowlisted or a in self.allow:
             return out
         self.summaries[a] = s
-        keys = set(s.keys())
-        old = self.keysets.get(a, set())
-        for k in keys - old:
-            lst = self.index.setdefault(k, [])
-            if len(lst) <= self.config.cluster_key_cap:
+        old = self.keysets.get(a, ())
+        new = sorted({k for k in s.link_keys() if k not in old})
+        index = self.index
+        for k in new:
+            lst = index.get(k)
+            if lst is None:
+                index[k] = [a]  # sized for one: most keys never get a second account
+            elif len(lst) <= self.config.cluster_key_cap:
                 lst.append(a)
-        self.keysets[a] = keys | old
-        if keys - old or s.ts_ms - self.last_eval.get(a, 0) >= self.config.cluster_eval_gap_ms:
+        if new or a not in self.keysets:
+            self.keysets[a] = tuple(sorted(old + tuple(new)))
+        if new or s.ts_ms - self.last_eval.get(a, 0) >= self.config.cluster_eval_gap_ms:
             self._relink(a)
         if self.adj.get(a):
             self._evaluate(a, s.ts_ms, out)
@@ -255,7 +264,7 @@ class ClusterDetector:
 
     def _forget(self, a: str) -> None:
         self.summaries.pop(a, None)
-        for k in self.keysets.pop(a, set()):
+        for k in self.keysets.pop(a, ()):
             lst = self.index.get(k)
             if lst and a in lst:
                 lst.remove(a)
@@ -278,7 +287,7 @@ class ClusterDetector:
         return orjson.dumps(
             {
                 "summaries": list(self.summaries.values()),  # dataclasses: orjson serializes them natively
-                "keysets": {a: sorted(k) for a, k in self.keysets.items()},
+                "keysets": self.keysets,  # sorted tuples: JSON arrays
                 "index": self.index,
                 "adj": self.adj,
                 "last_eval": self.last_eval,
@@ -295,8 +304,9 @@ class ClusterDetector:
     def restore(self, blob: bytes) -> None:
         d = orjson.loads(blob)
         self.summaries = {s["account_id"]: AccountSummary.from_dict(s) for s in d["summaries"]}
-        self.keysets = {a: set(k) for a, k in d["keysets"].items()}
-        self.index, self.adj, self.last_eval = d["index"], d["adj"], d["last_eval"]
+        self.keysets = {a: tuple(sorted(intern(x) for x in k)) for a, k in d["keysets"].items()}
+        self.index = {intern(k): v for k, v in d["index"].items()}
+        self.adj, self.last_eval = d["adj"], d["last_eval"]
         self.comp_eval = d.get("comp_eval", {})
         self.member_of, self.bias, self.last_sweep = d["member_of"], d["bias"], d["last_sweep"]
         self.incidents = {c: Incident.load(i) for c, i in d["incidents"].items()}

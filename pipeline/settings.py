@@ -83,7 +83,6 @@ class Settings(BaseSettings):
     clickhouse_database: str = Field("distillwatch", description="database of the tables")
     clickhouse_secure: bool = Field(False, description="TLS to the server")
     clickhouse_ca_certs: str = Field("", description="CA bundle for ClickHouse TLS")
-    ip_hash_key: SecretStr = Field(SecretStr("distillwatch-dev-key"), description="key of IP hashes (secret)")
 
     def to_env(self) -> dict[str, str]:
         """``DW_*`` variables reproducing these settings in a child process (secrets included)."""

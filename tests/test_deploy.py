@@ -103,7 +103,7 @@ def test_pdbs_select_deployments() -> None:
 def test_secret_holds_the_secrets_and_config_holds_no_secret() -> None:
     secret = one("Secret")
     values = {**secret.get("stringData", {}), **secret.get("data", {})}
-    assert set(values) == {"DW_KAFKA_SASL_PASSWORD", "DW_CLICKHOUSE_PASSWORD", "DW_IP_HASH_KEY"}
+    assert set(values) == {"DW_KAFKA_SASL_PASSWORD", "DW_CLICKHOUSE_PASSWORD"}
     assert all("CHANGE-ME" in v for v in values.values()), "placeholders must be obvious"
     assert not set(values) & set(one("ConfigMap")["data"])
 

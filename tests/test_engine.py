@@ -194,6 +194,30 @@ def test_cluster_detector_links_shared_infrastructure_not_corporate() -> None:
     assert AccountSummary.from_dict(s.to_dict()) == s
 
 
+def test_cluster_detector_memory_per_account() -> None:
+    """Key sets are small tuples whose strings the key index shares (a re-sent summary adds nothing)."""
+    cd = ClusterDetector(CFG)
+    n = 2000
+
+    def summary(a: int, ts: int) -> AccountSummary:
+        return AccountSummary(
+            f"acct{a}", ts, T0, T0, score=0.1, events=5, ip_prefixes=[f"10.{a % 256}.{a // 256}.0/24"],
+            asn_uas=[f"7922|UA {a}"], payments=[f"pf-{a}"], templates=[f"t{a:x}", f"u{a:x}", f"v{a:x}"],
+        )  # fmt: skip
+
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for ts in (T0, T0 + 30_000):  # each account twice: fresh key strings the second time
+        for a in range(n):
+            cd.add_summary(summary(a, ts))
+    per = (tracemalloc.get_traced_memory()[0] - before) / n
+    tracemalloc.stop()
+    keys = cd.keysets["acct7"]
+    assert isinstance(keys, tuple) and len(keys) == 6
+    assert {id(k) for k in keys} <= {id(k) for k in cd.index}
+    assert per < 2500, per  # 3,128 bytes with set key sets of fresh strings
+
+
 def test_memory_per_account_under_4kb() -> None:
     e = Engine(CFG)
     n = 5000

@@ -1,6 +1,6 @@
 """Issue 5, "nothing let in": secrets, prompt text and client addresses never leak; TLS is configurable.
 
-(a) secrets (``DW_CLICKHOUSE_PASSWORD``, ``DW_KAFKA_SASL_PASSWORD``, ``DW_IP_HASH_KEY`` set to
+(a) secrets (``DW_CLICKHOUSE_PASSWORD``, ``DW_KAFKA_SASL_PASSWORD`` set to
     marker strings) never appear in ``--help`` of the CLI and of every subcommand, in the
     errors of failing commands, in ``repr``/``str`` of the settings, nor in a worker's JSON logs;
 (b) no prompt text: after a real run (worker + sink + clickhouse-server 18.16) of events carrying
@@ -40,7 +40,6 @@ ROOT = Path(__file__).resolve().parent.parent
 MARKERS = {
     "DW_CLICKHOUSE_PASSWORD": "chpw-MARKER-7f3a9c",
     "DW_KAFKA_SASL_PASSWORD": "saslpw-MARKER-41be02",
-    "DW_IP_HASH_KEY": "iphash-MARKER-d81e55",
 }
 PROMPT = "SECRET PROMPT 5c1b do not store"
 COMPLETION = "SECRET COMPLETION 9e2a do not store"
