@@ -174,7 +174,8 @@ def _ready(port: int) -> bool:
         return False
 
 
-def _rss_bytes(pid: int) -> int:
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process (Linux /proc), in bytes."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
@@ -194,7 +195,7 @@ def measure_worker(stack: LocalStack, data: BenchData, timeout_s: float = 900.0)
         try:
             # the baseline is the last reading before the first event was consumed (started, River
             # loaded, partitions assigned): what grows after it is the state of the accounts
-            rss_before = _rss_bytes(proc.pid)
+            rss_before = rss_bytes(proc.pid)
             consumed = _answered_metric(port, "distillwatch_events_in_total")
             if consumed:
                 t0 = time.monotonic()
@@ -228,7 +229,7 @@ def measure_worker(stack: LocalStack, data: BenchData, timeout_s: float = 900.0)
             last_log = time.monotonic()
         time.sleep(0.1)
     tracked = _metric(port, "distillwatch_accounts_tracked") or data.accounts
-    rss = _rss_bytes(proc.pid)
+    rss = rss_bytes(proc.pid)
     alerts = store.query(f"SELECT count() FROM {s.clickhouse_database}.alerts")[1][0][0]
     return {
         "worker_events_per_s": len(data.items) / (t1 - t0),

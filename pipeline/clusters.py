@@ -149,7 +149,7 @@ class ClusterDetector:
             elif len(lst) <= self.config.cluster_key_cap:
                 lst.append(a)
         if new or a not in self.keysets:
-            self.keysets[a] = tuple(sorted(old + tuple(new)))
+            self.keysets[a] = tuple(sorted((*old, *new)))
         if new or s.ts_ms - self.last_eval.get(a, 0) >= self.config.cluster_eval_gap_ms:
             self._relink(a)
         if self.adj.get(a):

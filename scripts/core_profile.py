@@ -12,6 +12,7 @@ methods, so the events/s printed here is a little below ``bench``'s offline figu
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import zlib
@@ -21,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import engine as eng  # noqa: E402
-from pipeline.benchparts import make_data, measure_offline  # noqa: E402
+from pipeline.benchparts import make_data, measure_offline, rss_bytes  # noqa: E402
 from pipeline.contract import decode_event  # noqa: E402
 from pipeline.detection import Scorer  # noqa: E402
 from pipeline.engine import DetectionConfig, OfflineRunner  # noqa: E402
@@ -56,10 +57,10 @@ def main() -> None:
         return explain(*a)  # type: ignore[arg-type]
 
     Scorer.explain = explained  # type: ignore[method-assign]
-    rss0 = _rss()
+    rss0 = rss_bytes(os.getpid())
     runner = OfflineRunner(DetectionConfig.from_settings(Settings()))
     rate = measure_offline(Settings(), data, runner)  # the bench's own offline phase, counters included
-    grown = _rss() - rss0
+    grown = rss_bytes(os.getpid()) - rss0
     n = len(values)
     print(f"events {n:,}, accounts {data.accounts:,}, core {rate:,.0f} events/s (with counters)")
     print(f"minute rolls {counts['_roll']:,} ({counts['_roll'] / n:.0%} of events)")
@@ -75,13 +76,6 @@ def main() -> None:
     packed = zlib.compress(blob, 1)
     print(f"cluster detector snapshot: {len(blob) / 1e6:.1f} MB in {dumped:.2f} s; zlib level 1: "
           f"{len(packed) / 1e6:.1f} MB in {time.perf_counter() - t:.2f} s (cluster-state parts)")  # fmt: skip
-
-
-def _rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def _timed(fn: object) -> float:

@@ -218,7 +218,7 @@ def test_cluster_detector_memory_per_account() -> None:
     assert isinstance(keys, tuple) and len(keys) == 6
     assert {id(k) for k in keys} <= {id(k) for k in cd.index}
     assert sys.getsizeof(keys) < 200  # a set of six strings: 728 bytes
-    assert again < 300, again  # set key sets of fresh strings: ~700 bytes per account
+    assert again < 300, again  # set-based key sets of fresh strings (the previous code) fail this
 
 
 def test_memory_per_account_under_4kb() -> None:
