@@ -17,7 +17,7 @@ from pipeline.settings import Settings
 from pipeline.stack import LagProbe, LocalStack
 
 if TYPE_CHECKING:
-    from pipeline.engine import OfflineRunner
+    from pipeline.offline import OfflineRunner
 
 SPLIT = 20  # account ids per simulated actor in the benchmark data
 
@@ -134,7 +134,8 @@ def measure_offline(s: Settings, data: BenchData, runner: OfflineRunner | None =
     import river.anomaly  # noqa: F401  (imported by the first shard; not part of the measurement)
 
     from pipeline.contract import decode_event
-    from pipeline.engine import DetectionConfig, OfflineRunner
+    from pipeline.detection import DetectionConfig
+    from pipeline.offline import OfflineRunner
     from pipeline.tuning import tune_gc
 
     tune_gc()

@@ -76,6 +76,16 @@ class AccountSummary:
         )
 
 
+def _same_sources(a: AccountSummary, b: AccountSummary) -> bool:
+    """Same payments, prefixes, ASN/user agents and templates (so the same linking keys)."""
+    return (
+        a.payments == b.payments
+        and a.ip_prefixes == b.ip_prefixes
+        and a.asn_uas == b.asn_uas
+        and a.templates == b.templates
+    )
+
+
 def synchronized(a: AccountSummary, b: AccountSummary) -> bool:
     """Active in mostly the same 5-minute slots (Jaccard >= 0.6 over >= 4 slots).
 
@@ -138,9 +148,13 @@ class ClusterDetector:
         a = s.account_id
         if s.allowlisted or a in self.allow:
             return out
+        prev = self.summaries.get(a)
         self.summaries[a] = s
         old = self.keysets.get(a, ())
-        new = sorted({k for k in s.link_keys() if k not in old})
+        if prev is not None and old and _same_sources(prev, s):
+            new = []  # the same key sources as last time: every key is in the set already
+        else:
+            new = sorted({k for k in s.link_keys() if k not in old})
         index = self.index
         for k in new:
             lst = index.get(k)

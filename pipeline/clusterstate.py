@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from pipeline.chunks import CHUNK_BYTES, part_keys, pieces
-from pipeline.engine import ClusterDetector
+from pipeline.clusters import ClusterDetector
 
 _META = b"detector/meta"
 _SLOTS = 2

@@ -52,8 +52,8 @@ def evaluate_file(
 
     from pipeline.contract import decode_event
     from pipeline.detection import DetectionConfig
-    from pipeline.engine import OfflineRunner
     from pipeline.errors import DistillWatchError, InvalidEvent
+    from pipeline.offline import OfflineRunner
     from pipeline.tuning import tune_gc
 
     tune_gc()

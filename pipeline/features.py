@@ -281,10 +281,11 @@ def feature_vector(st: AccountState, now: int) -> list[float]:
     v = st.bucket.v
     dt = max(0, st.bucket.minute_ms - st.fold_ms)
     ds, dl = math.exp(-dt / TAU_SHORT_MS), math.exp(-dt / TAU_LONG_MS)
-    s = [a * ds + x for a, x in zip(st.short, v, strict=True)]
-    lg = [a * dl + x for a, x in zip(st.long, v, strict=True)]
+    s = list(map(add, map(mul, st.short, repeat(ds, NV)), v))  # a * d + x, as fold computes it
+    lg = list(map(add, map(mul, st.long, repeat(dl, NV)), v))
     ev_s, ev_l = max(s[EV], 1e-9), max(lg[EV], 1e-9)
-    rate_s = s[EV] / _window(st, now, TAU_SHORT_MS)
+    win_s = _window(st, now, TAU_SHORT_MS)
+    rate_s = s[EV] / win_s
     rate_l = lg[EV] / _window(st, now, TAU_LONG_MS)
     cats_s = s[CAT0:NV]
     dom = max(range(len(cats_s)), key=cats_s.__getitem__) if sum(cats_s) else -1
@@ -303,7 +304,7 @@ def feature_vector(st: AccountState, now: int) -> list[float]:
     return [
         rate_s,
         rate_l,
-        s[OUT] / _window(st, now, TAU_SHORT_MS),
+        s[OUT] / win_s,
         s[COT] / ev_s,
         lg[COT] / ev_l,
         s[NOVEL] / ev_s,

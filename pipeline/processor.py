@@ -2,7 +2,8 @@
 
 Durability protocol (at-least-once delivery, exactly-once effect):
 
-1. ``on_batch`` decodes each record (bad ones go to the dead-letter topic),
+1. ``on_batch`` decodes each record (bad ones, and ones stamped beyond ``max_future_skew_s``
+   ahead of the wall clock, go to the dead-letter topic),
    calls ``Engine.add`` (O(1)) and ``Engine.advance`` once per batch, and
    enqueues the outputs (row batches, alerts) on the producer without waiting.
 2. ``checkpoint`` (every ``worker_commit_interval_s`` and on revocation)
@@ -27,11 +28,11 @@ from typing import Any, Protocol
 import orjson
 
 from pipeline.chunks import Reassembler, split
-from pipeline.contract import Alert, deadletter_record, decode_event
-from pipeline.engine import Engine, Outputs
+from pipeline.contract import MAX_TS_MS, Alert, deadletter_record, decode_event
+from pipeline.engine import Engine
 from pipeline.errors import InvalidEvent
 from pipeline.metrics import Metrics
-from pipeline.records import encode_aggregates, encode_rows
+from pipeline.records import Outputs, encode_aggregates, encode_rows
 from pipeline.settings import Settings
 
 log = logging.getLogger("distillwatch.worker")
@@ -115,11 +116,18 @@ class HotPath:
         add = self.engine.add
         wm = self._watermark.get(part, 0)
         bad: list[tuple[Any, InvalidEvent]] = []
+        # One event stamped far in the future would move the partition's event-time clock there: every
+        # idle account evicted, every later event late. The core has no wall clock; the worker does.
+        skew = self.s.max_future_skew_s * 1000
+        horizon = self._now_ms() + skew if skew else MAX_TS_MS
         for rec in records:
             try:
                 ev = decode_event(rec.value if rec.value is not None else b"")
             except InvalidEvent as exc:
                 bad.append((rec, exc))
+                continue
+            if ev.ts_ms > horizon:
+                bad.append((rec, InvalidEvent("out_of_range", "ts", f"over {skew // 1000} s ahead of the wall clock")))
                 continue
             add(ev, part, rec.offset)
             if ev.ts_ms > wm:

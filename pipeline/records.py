@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
+from typing import TYPE_CHECKING
 
 import orjson
+
+if TYPE_CHECKING:
+    from pipeline.clusters import AccountSummary
+    from pipeline.contract import Alert
 
 
 @dataclass(slots=True)
@@ -63,6 +68,16 @@ class ScoreRow:
     top_templates: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     cluster_id: str = ""
+
+
+@dataclass(slots=True)
+class Outputs:
+    """Everything the core produced since the previous ``Engine.take_outputs``."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    aggregates: list[AggregateRow] = field(default_factory=list)
+    scores: list[ScoreRow] = field(default_factory=list)
+    summaries: list[AccountSummary] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -21,8 +21,10 @@ from typing import Any
 
 import orjson
 
+from pipeline.clusters import AccountSummary, ClusterDetector
 from pipeline.clusterstate import ClusterState
-from pipeline.engine import AccountSummary, ClusterDetector, DetectionConfig, Engine
+from pipeline.detection import DetectionConfig
+from pipeline.engine import Engine
 from pipeline.logs import configure_logging
 from pipeline.metrics import Metrics
 from pipeline.processor import HotPath

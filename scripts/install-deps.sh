@@ -20,7 +20,7 @@ if ! [ -x /usr/sbin/clickhouse-server ] && ! command -v clickhouse-server >/dev/
         trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
     fi
     $SUDO apt-get update
-    DEBIAN_FRONTEND=noninteractive $SUDO -E apt-get install -y --no-install-recommends clickhouse-server
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clickhouse-server
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet clickhouse-server 2>/dev/null; then
         $SUDO systemctl stop clickhouse-server || true
     fi
@@ -28,7 +28,7 @@ fi
 
 if ! [ -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1; then
     $SUDO apt-get update
-    DEBIAN_FRONTEND=noninteractive $SUDO -E apt-get install -y --no-install-recommends chromium
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 fi
 
 "$PYTHON" -m pip install --upgrade pip >/dev/null

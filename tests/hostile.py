@@ -15,6 +15,7 @@ Used by ``tests/test_fuzz_deadletter.py`` and ``scripts/bad_input_bench.py``.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 from pipeline.contract import CATEGORIES, decode_event
 from pipeline.errors import InvalidEvent
+from pipeline.settings import Settings
 
 EID = "@EID@"  # replaced by a unique event id after generation (so valid mutants are not duplicates)
 RAW = "@RAW@"  # a JSON string value replaced by a raw token (bare NaN, 1e400, 2**80 ...)
@@ -207,11 +209,14 @@ def hostile_value(draw: Any) -> bytes | None:
 
 
 def expected_reason(value: bytes | None) -> str | None:
-    """What the worker must do with ``value``: None if valid, else the dead-letter reason."""
+    """What the worker must do with ``value``: None if valid, else the dead-letter reason (a valid
+    event stamped more than ``DW_MAX_FUTURE_SKEW_S`` ahead of now is ``out_of_range`` too)."""
     try:
-        decode_event(value if value is not None else b"")
+        ev = decode_event(value if value is not None else b"")
     except InvalidEvent as exc:
         return exc.reason
+    if ev.ts_ms > time.time() * 1000 + Settings.model_fields["max_future_skew_s"].default * 1000:
+        return "out_of_range"
     return None
 
 

@@ -11,8 +11,9 @@ import orjson
 from pipeline.clusters import AccountSummary, ClusterDetector
 from pipeline.contract import Event, event_from_dict
 from pipeline.detection import DetectionConfig
-from pipeline.engine import Engine, run_offline
+from pipeline.engine import Engine
 from pipeline.features import AccountState
+from pipeline.offline import run_offline
 from pipeline.records import FeedbackRow
 from pipeline.simulate import SimConfig, generate
 
@@ -141,12 +142,12 @@ def test_allowlist_suppresses_and_false_positive_raises_threshold() -> None:
 
 def test_alert_index_for_feedback_is_bounded() -> None:
     e = Engine(CFG)
-    e.ALERT_INDEX_MAX = 2
+    e.verdicts.ALERT_INDEX_MAX = 2
     opened = [x for x in _run(e, harvest_events(n=100)) if hasattr(x, "alert_id")]
-    assert opened and list(e._alert_account.values()) == ["h1"]
-    e._remember_alert("al-x", "x")
-    e._remember_alert("al-y", "y")
-    assert list(e._alert_account) == ["al-x", "al-y"]  # the oldest (h1's) forgotten
+    assert opened and list(e.verdicts.alert_account.values()) == ["h1"]
+    e.verdicts.remember_alert("al-x", "x")
+    e.verdicts.remember_alert("al-y", "y")
+    assert list(e.verdicts.alert_account) == ["al-x", "al-y"]  # the oldest (h1's) forgotten
     e.apply_feedback(FeedbackRow("false_positive", alert_id=opened[0].alert_id))
     assert e._shards[0].accounts["h1"].fp_bias == 0  # unknown alert id: no effect
     e.apply_feedback(FeedbackRow("false_positive", account_id="h1", alert_id=opened[0].alert_id))
