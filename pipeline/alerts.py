@@ -20,11 +20,74 @@ True
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.contract import SEVERITIES, Alert, Reason
-
+SEVERITIES = ("low", "medium", "high", "critical")
+ALERT_STATES = ("open", "update", "resolved")
 SEV_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+@dataclass(slots=True)
+class Reason:
+    """One ranked explanation of an alert: a feature, its value, its baseline, its share of the score."""
+
+    feature: str
+    value: float
+    baseline: float
+    contribution: float
+
+
+@dataclass(slots=True)
+class Alert:
+    """One alert state change, exactly the contract's ``anomaly.alerts`` message."""
+
+    alert_id: str
+    version: int
+    state: str
+    subject_kind: str
+    subject_id: str
+    accounts: list[str]
+    score: float
+    severity: str
+    detector: str
+    reasons: list[Reason]
+    window_start_ms: int
+    window_end_ms: int
+    first_seen_ms: int
+    events: int
+    model_version: str
+
+    def to_dict(self, emitted_at_ms: int) -> dict[str, object]:
+        """The contract's JSON object; ``emitted_at`` is the only wall-clock field."""
+        return {
+            "alert_id": self.alert_id,
+            "version": self.version,
+            "state": self.state,
+            "subject_kind": self.subject_kind,
+            "subject_id": self.subject_id,
+            "accounts": list(self.accounts),
+            "score": round(min(1.0, max(0.0, self.score)), 6),
+            "severity": self.severity,
+            "detector": self.detector,
+            "reasons": [
+                {"feature": r.feature, "value": r.value, "baseline": r.baseline, "contribution": r.contribution}
+                for r in self.reasons
+            ],
+            "window_start": rfc3339(self.window_start_ms),
+            "window_end": rfc3339(self.window_end_ms),
+            "first_seen": rfc3339(self.first_seen_ms),
+            "events": self.events,
+            "model_version": self.model_version,
+            "emitted_at": rfc3339(emitted_at_ms),
+        }
+
+
+def rfc3339(ms: int) -> str:
+    """Epoch milliseconds -> RFC 3339 UTC with millisecond precision."""
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def severity_of(score: float, threshold: float) -> str:

@@ -27,11 +27,10 @@ from typing import Any
 
 import orjson
 
+from pipeline.benchdata import BenchData, make_data
+from pipeline.benchlatency import measure_latency
 from pipeline.benchparts import (
-    BenchData,
-    make_data,
     measure_ceiling,
-    measure_latency,
     measure_offline,
     measure_sink,
     measure_worker,

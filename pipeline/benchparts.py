@@ -6,97 +6,17 @@ import asyncio
 import threading
 import time
 import urllib.request
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from pipeline.benchdata import BenchData
 from pipeline.settings import Settings
 from pipeline.stack import LagProbe, LocalStack
 
 if TYPE_CHECKING:
     from pipeline.offline import OfflineRunner
-
-SPLIT = 20  # account ids per simulated actor in the benchmark data
-
-
-@dataclass
-class BenchData:
-    """The events of one benchmark, serialized once: (account key, JSON value)."""
-
-    items: list[tuple[bytes | None, bytes]]
-    accounts: int
-    distinct_events: int
-
-
-def _split_account(ev: dict[str, Any], k: int) -> dict[str, Any]:
-    """Account ``k`` of an actor: its own id, address and fingerprints (so splits do not look linked)."""
-    ev = {**ev, "account_id": f"{ev['account_id']}.{k}"}
-    client = dict(ev.get("client") or {})
-    if k and "ip" in client and "." in client["ip"]:
-        a, b, c, d = client["ip"].split(".")
-        client["ip"] = f"{a}.{(int(b) + k // 256) % 256}.{(int(c) + 7 * k) % 256}.{d}"
-        client["user_agent"] = f"{client.get('user_agent', '')} s{k}"
-    ev["client"] = client
-    if k and ev.get("payment_fingerprint"):
-        ev["payment_fingerprint"] = f"{ev['payment_fingerprint']}{k:x}"
-    prompt = dict(ev.get("prompt") or {})
-    if k and prompt.get("template_hash"):
-        prompt["template_hash"] = f"{prompt['template_hash']}{k:x}"
-    ev["prompt"] = prompt
-    return ev
-
-
-def _split_for(actor_of: list[str], keys: list[int], accounts: int) -> int:
-    """The smallest split (account ids per actor) giving >= ``accounts`` active ids (doubling, then bisection)."""
-
-    def active(split: int) -> int:
-        return len({(a, k % split) for a, k in zip(actor_of, keys, strict=True)})
-
-    lo, hi = 1, 1
-    while active(hi) < accounts:
-        if hi >= 4096:
-            return hi
-        lo, hi = hi, hi * 2
-    while lo < hi:
-        mid = (lo + hi) // 2
-        lo, hi = (mid + 1, hi) if active(mid) < accounts else (lo, mid)
-    return hi
-
-
-def make_data(events: int, accounts: int, seed: int, progress: bool = True) -> BenchData:
-    """``events`` simulated events with ``accounts`` (or more) active accounts (the simulator's mix of families)."""
-    from tqdm import tqdm
-
-    from pipeline.simulate import SimConfig, generate
-
-    # The simulator's actors follow daily rhythms, so a short window holds few active accounts:
-    # simulate 1/SPLIT of the accounts, then give each actor's traffic as many account ids (by event
-    # id hash) as it takes for ``accounts`` distinct ids to be active among ``events`` events.
-    actors = max(100, accounts // SPLIT)
-    pilot = SimConfig(seed=seed, accounts=min(actors, 400), hours=1.0)
-    per_actor_hour = max(1.0, sum(1 for _ in generate(pilot)) / pilot.accounts)
-    hours = 1.15 * events / (actors * per_actor_hour)
-    raw: list[dict[str, Any]] = []
-    bar = tqdm(total=events, desc="simulating", unit="ev", disable=not progress, mininterval=0.5)
-    for ev in generate(SimConfig(seed=seed, accounts=actors, hours=hours)):
-        raw.append(ev)
-        bar.update(1)
-        if len(raw) >= events:
-            break
-    bar.close()
-    keys = [zlib.crc32(str(ev["event_id"]).encode()) for ev in raw]
-    split = _split_for([str(ev["account_id"]) for ev in raw], keys, accounts)
-    items: list[tuple[bytes | None, bytes]] = []
-    seen: set[str] = set()
-    for ev, key in zip(raw, keys, strict=True):
-        ev = _split_account(ev, key % split)  # a copy: the simulator yields a retried event's dict twice
-        acct = str(ev["account_id"])
-        items.append((acct.encode(), orjson.dumps(ev)))
-        seen.add(acct)
-    return BenchData(items, len(seen), len({str(ev["event_id"]) for ev in raw}))
 
 
 async def measure_ceiling(s: Settings, n: int) -> float:
@@ -166,7 +86,7 @@ def _answered_metric(port: int, name: str) -> float | None:
     return 0.0
 
 
-def _ready(port: int) -> bool:
+def worker_ready(port: int) -> bool:
     """The worker answers /readyz with 200 (its partitions are assigned and restored)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
@@ -305,92 +225,3 @@ def measure_sink(stack: LocalStack, rows: int, timeout_s: float = 600.0) -> dict
         return {"sink_rows": float(written), "sink_rows_per_s": written / max(1e-9, t1 - started)}
     timed_rows = written * left / max(1, backlog)
     return {"sink_rows": float(written), "sink_rows_per_s": timed_rows / max(1e-9, t1 - t0)}
-
-
-async def _latency(s: Settings, data: BenchData, rate: int, seconds: float) -> list[float]:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-    from pipeline.worker import kafka_consumer_kwargs
-
-    kw = kafka_consumer_kwargs(s)
-    # The instrument's own fetch wait must not count as latency (Tansu holds a fetch for the whole
-    # fetch_max_wait_ms when no data is there yet: aiokafka's default 500 ms).
-    consumer = AIOKafkaConsumer(s.topic_alerts, group_id=None, auto_offset_reset="latest", fetch_max_wait_ms=20,
-                                **kw)  # fmt: skip
-    producer = AIOKafkaProducer(linger_ms=5, **kw)
-    await consumer.start()
-    await producer.start()
-    start_ms = int(time.time() * 1000)
-    latencies: list[float] = []
-    done = asyncio.Event()
-
-    async def listen() -> None:
-        while not done.is_set():
-            batch = await consumer.getmany(timeout_ms=200)
-            now = time.time() * 1000
-            for records in batch.values():
-                for rec in records:
-                    alert = orjson.loads(rec.value)
-                    end = _ms(alert["window_end"])
-                    if end >= start_ms:
-                        latencies.append((now - end) / 1000)
-
-    listener = asyncio.create_task(listen())
-    tick, sent, i = 0.05, 0, 0
-    per_tick = max(1, int(rate * tick))
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < seconds:
-        now_ms = int(time.time() * 1000)
-        for _ in range(per_tick):
-            key, value = data.items[i % len(data.items)]
-            ev = orjson.loads(value)
-            ev["ts"], ev["event_id"], ev["account_id"] = now_ms, f"lat-{i}", f"lat-{ev['account_id']}"
-            await producer.send(s.topic_requests, orjson.dumps(ev), key=b"lat-" + (key or b""))
-            i += 1
-        sent += per_tick
-        await asyncio.sleep(max(0.0, t0 + sent / rate - time.monotonic()))
-    await producer.flush()
-    await asyncio.sleep(3.0)  # let the last alerts arrive
-    done.set()
-    await listener
-    await producer.stop()
-    await consumer.stop()
-    return latencies
-
-
-def _ms(rfc3339: str) -> int:
-    from datetime import datetime
-
-    return int(datetime.fromisoformat(rfc3339).timestamp() * 1000)
-
-
-def measure_latency(stack: LocalStack, data: BenchData, rate: int, seconds: float) -> dict[str, float]:
-    """Event-to-alert latency at ``rate`` offered events/s (event ts = wall clock when produced).
-
-    Measured on a live worker of its own (own request, state and summary topics, own group): the
-    worker of the earlier phases replayed hours of simulated history, and its first live event
-    would jump event time by years and age all of that out at once (a backfill artefact, not
-    live operation). Every other worker is stopped first, so this one has the machine.
-    """
-    from pipeline.topics import ensure_topics
-
-    for name in list(stack.workers):
-        stack.stop_worker(name)
-    live = {"topic_requests": "latbench.requests", "topic_state": "latbench.state",
-            "topic_summaries": "latbench.summaries", "app_id": stack.settings.app_id + "-latency"}  # fmt: skip
-    s = stack.settings.model_copy(update=live)
-    ensure_topics(s)
-    proc = stack.start_worker("latency", **live)
-    deadline = time.monotonic() + 120
-    while not _ready(proc.web_port):  # type: ignore[attr-defined]
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"latency worker did not become ready; see {stack.workdir}/latency.log")
-        time.sleep(0.2)
-    lat = sorted(asyncio.run(_latency(s, data, rate, seconds)))
-    if not lat:
-        return {"latency_alerts": 0.0, "latency_p50_s": float("nan"), "latency_p99_s": float("nan")}
-    return {
-        "latency_alerts": float(len(lat)),
-        "latency_p50_s": lat[len(lat) // 2],
-        "latency_p99_s": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
-    }

@@ -1,4 +1,5 @@
-"""Wire contract v1 (``shared/contract/events-v1.md``): decode and validate request events.
+"""Wire contract v1 (``shared/contract/events-v1.md``): decode and validate request events
+(the alert message is ``alerts.Alert``).
 
 ``decode_event`` is on the hot path: one ``orjson.loads`` plus a handful of
 type checks, no per-field function calls for the common case.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
 
@@ -36,8 +37,6 @@ CATEGORIES = (
     "tool_use", "vision", "writing", "safety_probe", "other",
 )  # fmt: skip
 CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
-SEVERITIES = ("low", "medium", "high", "critical")
-ALERT_STATES = ("open", "update", "resolved")
 
 # Machine-readable dead-letter reasons (a closed set; the JSON Schema test covers each).
 REASONS = (
@@ -334,64 +333,3 @@ def deadletter_record(raw: bytes, exc: InvalidEvent, topic: str, partition: int,
             "original_b64": base64.b64encode(raw).decode("ascii"),
         }
     )
-
-
-@dataclass(slots=True)
-class Reason:
-    """One ranked explanation of an alert: a feature, its value, its baseline, its share of the score."""
-
-    feature: str
-    value: float
-    baseline: float
-    contribution: float
-
-
-@dataclass(slots=True)
-class Alert:
-    """One alert state change, exactly the contract's ``anomaly.alerts`` message."""
-
-    alert_id: str
-    version: int
-    state: str
-    subject_kind: str
-    subject_id: str
-    accounts: list[str]
-    score: float
-    severity: str
-    detector: str
-    reasons: list[Reason]
-    window_start_ms: int
-    window_end_ms: int
-    first_seen_ms: int
-    events: int
-    model_version: str
-
-    def to_dict(self, emitted_at_ms: int) -> dict[str, object]:
-        """The contract's JSON object; ``emitted_at`` is the only wall-clock field."""
-        return {
-            "alert_id": self.alert_id,
-            "version": self.version,
-            "state": self.state,
-            "subject_kind": self.subject_kind,
-            "subject_id": self.subject_id,
-            "accounts": list(self.accounts),
-            "score": round(min(1.0, max(0.0, self.score)), 6),
-            "severity": self.severity,
-            "detector": self.detector,
-            "reasons": [
-                {"feature": r.feature, "value": r.value, "baseline": r.baseline, "contribution": r.contribution}
-                for r in self.reasons
-            ],
-            "window_start": rfc3339(self.window_start_ms),
-            "window_end": rfc3339(self.window_end_ms),
-            "first_seen": rfc3339(self.first_seen_ms),
-            "events": self.events,
-            "model_version": self.model_version,
-            "emitted_at": rfc3339(emitted_at_ms),
-        }
-
-
-def rfc3339(ms: int) -> str:
-    """Epoch milliseconds -> RFC 3339 UTC with millisecond precision."""
-
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -19,7 +19,7 @@ from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from pipeline.contract import Reason
+from pipeline.alerts import Reason
 from pipeline.features import NAMES, NF
 
 if TYPE_CHECKING:

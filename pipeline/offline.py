@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from pipeline.alerts import Alert
 from pipeline.clusters import ClusterDetector
-from pipeline.contract import Alert, Event
+from pipeline.contract import Event
 from pipeline.detection import DetectionConfig
 from pipeline.engine import Engine
 

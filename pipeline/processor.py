@@ -27,8 +27,9 @@ from typing import Any, Protocol
 
 import orjson
 
+from pipeline.alerts import Alert
 from pipeline.chunks import Reassembler, split
-from pipeline.contract import MAX_TS_MS, Alert, deadletter_record, decode_event
+from pipeline.contract import MAX_TS_MS, deadletter_record, decode_event
 from pipeline.engine import Engine
 from pipeline.errors import InvalidEvent
 from pipeline.metrics import Metrics

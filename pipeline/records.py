@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import orjson
 
 if TYPE_CHECKING:
-    from pipeline.clusters import AccountSummary
-    from pipeline.contract import Alert
+    from pipeline.alerts import Alert
+    from pipeline.linking import AccountSummary
 
 
 @dataclass(slots=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pipeline.clusters import AccountSummary
-from pipeline.contract import Reason
+from pipeline.alerts import Reason
 from pipeline.features import NAMES
+from pipeline.linking import AccountSummary
 from pipeline.records import ScoreRow
 
 if TYPE_CHECKING:

@@ -21,10 +21,11 @@ from typing import Any
 
 import orjson
 
-from pipeline.clusters import AccountSummary, ClusterDetector
+from pipeline.clusters import ClusterDetector
 from pipeline.clusterstate import ClusterState
 from pipeline.detection import DetectionConfig
 from pipeline.engine import Engine
+from pipeline.linking import AccountSummary
 from pipeline.logs import configure_logging
 from pipeline.metrics import Metrics
 from pipeline.processor import HotPath

@@ -4,7 +4,7 @@
     python scripts/bad_input_bench.py --events 200000 --bad-fraction 0.1
 
 One private Tansu broker; three private topic sets loaded *before* any worker starts: ``clean``
-with N simulated events (``pipeline.reliability.workload``); ``bad`` with the same events where
+with N simulated events (``pipeline.groundtruth.workload``); ``bad`` with the same events where
 every 10th message is replaced by an invalid one of ordinary size (the hypothesis corpus of
 ``tests/hostile.py`` restricted to values <= ``--max-bad-bytes``, every reason but ``too_large``);
 ``hostile`` the same with the whole corpus (~5 % of its invalid values are payloads over 64 KiB,
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import orjson  # noqa: E402
 
-from pipeline.reliability import workload  # noqa: E402
+from pipeline.groundtruth import workload  # noqa: E402
 from pipeline.settings import Settings, load_settings  # noqa: E402
 from pipeline.stack import LocalStack  # noqa: E402
 from pipeline.topics import ensure_topics  # noqa: E402

@@ -2,7 +2,7 @@
 
     python scripts/core_profile.py [--events 1000000] [--accounts 100000] [--seed 2024]
 
-Builds the same data as ``distillwatch bench`` (``benchparts.make_data``), then prints:
+Builds the same data as ``distillwatch bench`` (``benchdata.make_data``), then prints:
 decode µs/event (best of 5 over 100,000 messages), and one offline pass counting minute rolls,
 scorings (all, and screened: no rows emitted), the cluster detector's time per summary and per
 event, and the core's events/s, the pass's resident growth per account, and the size and cost of
@@ -23,7 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import engine as eng  # noqa: E402
-from pipeline.benchparts import make_data, measure_offline, rss_bytes  # noqa: E402
+from pipeline.benchdata import make_data  # noqa: E402
+from pipeline.benchparts import measure_offline, rss_bytes  # noqa: E402
 from pipeline.clusters import ClusterDetector  # noqa: E402
 from pipeline.contract import decode_event  # noqa: E402
 from pipeline.detection import DetectionConfig, Scorer  # noqa: E402

@@ -2,7 +2,7 @@
 
     python scripts/output_digest.py [--events 300000] [--accounts 30000] [--seed 2024]
 
-Builds the data ``distillwatch bench`` builds (``benchparts.make_data``), feeds it through one
+Builds the data ``distillwatch bench`` builds (``benchdata.make_data``), feeds it through one
 ``Engine`` and ``ClusterDetector`` as ``OfflineRunner`` does (outputs drained every 4,096 events,
 a final tick past the last event), and prints the counts of alerts, aggregate rows, score rows and
 summaries with a SHA-256 over all of them (their ``repr``, in order) and the final checkpoint.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.benchparts import make_data  # noqa: E402
+from pipeline.benchdata import make_data  # noqa: E402
 from pipeline.clusters import ClusterDetector  # noqa: E402
 from pipeline.contract import decode_event  # noqa: E402
 from pipeline.detection import DetectionConfig  # noqa: E402

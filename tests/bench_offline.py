@@ -25,7 +25,7 @@ from pipeline.tuning import tune_gc  # noqa: E402
 
 
 def make_bench_data(out: str) -> None:
-    from pipeline.benchparts import make_data
+    from pipeline.benchdata import make_data
 
     data = make_data(1_000_000, 100_000, 2024, progress=False)  # ``cli bench`` defaults
     with open(out, "wb") as fh:

@@ -10,9 +10,10 @@ import pytest
 
 from pipeline import clusterstate
 from pipeline.chunks import split
-from pipeline.clusters import AccountSummary, ClusterDetector
+from pipeline.clusters import ClusterDetector
 from pipeline.clusterstate import ClusterState
 from pipeline.detection import DetectionConfig
+from pipeline.linking import AccountSummary
 
 
 class Crash(Exception):

@@ -14,15 +14,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from pipeline.alerts import ALERT_STATES, SEVERITIES, Alert, Reason
 from pipeline.contract import (
-    ALERT_STATES,
     CATEGORIES,
     MAX_TS_MS,
     MIN_TS_MS,
     REASONS,
-    SEVERITIES,
-    Alert,
-    Reason,
     _common_event,
     _event_from_dict,
     deadletter_record,
