@@ -1,0 +1,110 @@
+"""Where an active account's bytes go after an offline pass over the benchmark data (not collected by pytest).
+
+    python scripts/memory_breakdown.py [--events 300000] [--accounts 30000] [--seed 2024]
+
+Builds the data ``distillwatch bench`` builds (``benchdata.make_data``), runs the detection core over
+it as ``evaluate`` does, then prints the deep size (``sys.getsizeof``, each object counted once)
+per account of every ``AccountState`` slot and of the cluster detector's tables; the size and cost
+of an account's serialized form (what compacting idle accounts would hold and pay); and the gaps
+between an account's consecutive events (how often a compacted account would be loaded again).
+Deep size leaves out the allocator's overhead and fragmentation that a worker's RSS includes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.benchdata import make_data  # noqa: E402
+from pipeline.benchparts import measure_offline  # noqa: E402
+from pipeline.contract import decode_event  # noqa: E402
+from pipeline.detection import DetectionConfig  # noqa: E402
+from pipeline.features import AccountState  # noqa: E402
+from pipeline.offline import OfflineRunner  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
+
+
+def deep_size(obj: object, seen: set[int]) -> int:
+    """Bytes of ``obj`` and everything it reaches (slots, containers), each object once."""
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    size = sys.getsizeof(obj)
+    if isinstance(obj, str | bytes | bytearray | int | float):
+        return size
+    if isinstance(obj, dict):
+        return size + sum(deep_size(k, seen) + deep_size(v, seen) for k, v in obj.items())
+    if isinstance(obj, list | tuple | set | frozenset):
+        return size + sum(deep_size(v, seen) for v in obj)
+    for name in getattr(type(obj), "__slots__", ()):
+        if hasattr(obj, name):
+            size += deep_size(getattr(obj, name), seen)
+    return size
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--events", type=int, default=300_000)
+    p.add_argument("--accounts", type=int, default=30_000)
+    p.add_argument("--seed", type=int, default=2024)
+    args = p.parse_args()
+    data = make_data(args.events, args.accounts, args.seed)
+    s = Settings()
+    runner = OfflineRunner(DetectionConfig.from_settings(s))
+    measure_offline(s, data, runner)
+    accounts = [st for sh in runner.engine._shards.values() for st in sh.accounts.values()]
+    n = len(accounts)
+    seen: set[int] = set()
+    per_slot: Counter[str] = Counter()
+    for st in accounts:
+        per_slot["(the object)"] += sys.getsizeof(st)
+        seen.add(id(st))
+        for name in AccountState.__slots__:
+            per_slot[name] += deep_size(getattr(st, name), seen)
+    print(f"{n:,} accounts; engine state {sum(per_slot.values()) / n:,.0f} B/account (deep size)")
+    for name, b in per_slot.most_common(16):
+        print(f"  {b / n:7,.0f} B  {name}")
+    clusters = runner.clusters
+    names = getattr(type(clusters), "__slots__", None) or list(vars(clusters))
+    tables = {k: deep_size(getattr(clusters, k), seen) for k in names if k not in ("config", "policy")}
+    shared = "strings shared with the engine not counted again"
+    print(f"cluster detector {sum(tables.values()) / n:,.0f} B/account ({shared})")
+    for k, b in sorted(tables.items(), key=lambda kv: -kv[1])[:5]:
+        print(f"  {b / n:7,.0f} B  {k}")
+
+    sample = accounts[:5000]
+    t0 = time.perf_counter()
+    blobs = [orjson.dumps(st.dump()) for st in sample]
+    t1 = time.perf_counter()
+    for b in blobs:
+        AccountState.load(orjson.loads(b))
+    t2 = time.perf_counter()
+    print(f"serialized account: JSON {statistics.median(map(len, blobs)):,.0f} B, zlib "
+          f"{statistics.median(len(zlib.compress(b, 1)) for b in blobs):,.0f} B (medians); "
+          f"dump {(t1 - t0) / len(sample) * 1e6:.1f} µs, load {(t2 - t1) / len(sample) * 1e6:.1f} µs")  # fmt: skip
+
+    last: dict[str, int] = {}
+    gaps: list[int] = []
+    for _, value in data.items:
+        ev = decode_event(value)
+        prev = last.get(ev.account_id)
+        if prev is not None:
+            gaps.append(ev.ts_ms - prev)
+        last[ev.account_id] = ev.ts_ms
+    gaps.sort()
+    q = [gaps[int(len(gaps) * f)] / 1000 for f in (0.25, 0.5, 0.75, 0.9)]
+    print("gap between an account's events (event time): p25 {:.0f} s, median {:.0f} s, p75 {:.0f} s, "
+          "p90 {:.0f} s".format(*q))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
