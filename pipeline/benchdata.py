@@ -7,6 +7,7 @@ serialized once, so each phase of ``bench`` reads the same bytes.
 
 from __future__ import annotations
 
+import argparse
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -91,3 +92,14 @@ def make_data(events: int, accounts: int, seed: int, progress: bool = True) -> B
         items.append((acct.encode(), orjson.dumps(ev)))
         seen.add(acct)
     return BenchData(items, len(seen), len({str(ev["event_id"]) for ev in raw}))
+
+
+def data_from_cli(doc: str, events: int, accounts: int) -> BenchData:
+    """The data of a measuring script: its ``--events``, ``--accounts`` and ``--seed`` flags
+    (``doc``'s first line is its help), built as ``bench`` builds them."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--events", type=int, default=events)
+    p.add_argument("--accounts", type=int, default=accounts)
+    p.add_argument("--seed", type=int, default=2024)
+    args = p.parse_args()
+    return make_data(args.events, args.accounts, args.seed)

@@ -12,7 +12,6 @@ methods, so the events/s printed here is a little below ``bench``'s offline figu
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import engine as eng  # noqa: E402
-from pipeline.benchdata import make_data  # noqa: E402
+from pipeline.benchdata import data_from_cli  # noqa: E402
 from pipeline.benchparts import measure_offline, rss_bytes  # noqa: E402
 from pipeline.clusters import ClusterDetector  # noqa: E402
 from pipeline.contract import decode_event  # noqa: E402
@@ -34,12 +33,7 @@ from pipeline.shard import Shard  # noqa: E402
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--events", type=int, default=1_000_000)
-    p.add_argument("--accounts", type=int, default=100_000)
-    p.add_argument("--seed", type=int, default=2024)
-    args = p.parse_args()
-    data = make_data(args.events, args.accounts, args.seed)
+    data = data_from_cli(__doc__, events=1_000_000, accounts=100_000)
     values = [v for _, v in data.items]
     sample = values[:100_000]
     best = min(_timed(lambda: [decode_event(v) for v in sample]) for _ in range(5))

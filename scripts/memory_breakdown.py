@@ -12,7 +12,6 @@ Deep size leaves out the allocator's overhead and fragmentation that a worker's 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -24,7 +23,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.benchdata import make_data  # noqa: E402
+from pipeline.benchdata import data_from_cli  # noqa: E402
 from pipeline.benchparts import measure_offline  # noqa: E402
 from pipeline.contract import decode_event  # noqa: E402
 from pipeline.detection import DetectionConfig  # noqa: E402
@@ -52,12 +51,7 @@ def deep_size(obj: object, seen: set[int]) -> int:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--events", type=int, default=300_000)
-    p.add_argument("--accounts", type=int, default=30_000)
-    p.add_argument("--seed", type=int, default=2024)
-    args = p.parse_args()
-    data = make_data(args.events, args.accounts, args.seed)
+    data = data_from_cli(__doc__, events=300_000, accounts=30_000)
     s = Settings()
     runner = OfflineRunner(DetectionConfig.from_settings(s))
     measure_offline(s, data, runner)

@@ -11,14 +11,13 @@ Run it on two commits: equal digests mean a change left every output as it was.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.benchdata import make_data  # noqa: E402
+from pipeline.benchdata import data_from_cli  # noqa: E402
 from pipeline.clusters import ClusterDetector  # noqa: E402
 from pipeline.contract import decode_event  # noqa: E402
 from pipeline.detection import DetectionConfig  # noqa: E402
@@ -27,12 +26,7 @@ from pipeline.settings import Settings  # noqa: E402
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--events", type=int, default=300_000)
-    p.add_argument("--accounts", type=int, default=30_000)
-    p.add_argument("--seed", type=int, default=2024)
-    args = p.parse_args()
-    data = make_data(args.events, args.accounts, args.seed)
+    data = data_from_cli(__doc__, events=300_000, accounts=30_000)
     cfg = DetectionConfig.from_settings(Settings())
     engine, clusters = Engine(cfg), ClusterDetector(cfg)
     digest = hashlib.sha256()
