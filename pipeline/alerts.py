@@ -1,4 +1,5 @@
-"""Alert lifecycle: one incident per subject, ``open`` -> ``update``* -> ``resolved``.
+"""Alert messages (``Alert``, ``Reason``) and their lifecycle: one incident per subject,
+``open`` -> ``update``* -> ``resolved``.
 
 * ``alert_id`` = hash(subject kind, subject id, first_seen): stable across updates and replays.
 * An update is emitted only on a severity change or a material score change
