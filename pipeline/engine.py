@@ -342,5 +342,10 @@ class Engine:
         """Partition revoked: forget its state (the changelog has it)."""
         self._shards.pop(shard, None)
 
+    def clock(self, shard: int) -> int | None:
+        """The shard's event-time clock (the latest event time or watermark); None for an unknown shard."""
+        sh = self._shards.get(shard)
+        return sh.clock if sh is not None else None
+
     def accounts_tracked(self) -> int:
         return sum(len(sh.accounts) for sh in self._shards.values())

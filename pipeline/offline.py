@@ -14,6 +14,7 @@ from pipeline.clusters import ClusterDetector
 from pipeline.contract import Event
 from pipeline.detection import DetectionConfig
 from pipeline.engine import Engine
+from pipeline.records import Outputs
 
 
 class OfflineRunner:
@@ -31,7 +32,11 @@ class OfflineRunner:
         return self.drain() if self.n % self.drain_every == 0 else []
 
     def drain(self) -> list[Alert]:
-        out = self.engine.take_outputs()
+        return self.route(self.engine.take_outputs())
+
+    def route(self, out: Outputs) -> list[Alert]:
+        """The account alerts of ``out``, then the cluster alerts its summaries raise (the cluster
+        agent's order)."""
         alerts = list(out.alerts)
         for s in out.summaries:
             alerts.extend(self.clusters.add_summary(s))
@@ -39,13 +44,10 @@ class OfflineRunner:
 
     def finish(self) -> list[Alert]:
         """Flush: one final tick past the last event so overdue accounts are scored."""
-        sh = self.engine._shards.get(0)
-        if sh is not None:
-            self.engine.advance(0, sh.clock + self.config_gap())
+        clock = self.engine.clock(0)
+        if clock is not None:
+            self.engine.advance(0, clock + self.engine.config.max_score_gap_ms)
         return self.drain()
-
-    def config_gap(self) -> int:
-        return self.engine.config.max_score_gap_ms
 
 
 def run_offline(events: Iterable[Event], config: DetectionConfig) -> Iterator[Alert]:

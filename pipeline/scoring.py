@@ -40,14 +40,15 @@ def scoring_records(
     """The score row and the summary of ``st`` scored ``score`` at event time ``now``."""
     a = st.account_id
     au = st.asn_ua.examples
-    top = st.tpl.top(3)
+    # copies of the sketches' example lists, shared by the row and the summary (neither is mutated)
+    ips, pays, top = list(st.ips.examples), list(st.pays.examples), st.tpl.top(3)
     row = ScoreRow(
         a, now, score, severity, DETECTOR, _NAMES, features, list(baseline), contributions(reasons), st.org_id,
-        list(st.ips.examples), [int(x.split("|", 1)[0]) for x in au], [x.split("|", 1)[1] for x in au],
-        list(st.pays.examples), top, list(st.bucket.models),
+        ips, [int(x.split("|", 1)[0]) for x in au], [x.split("|", 1)[1] for x in au], pays, top,
+        list(st.bucket.models),
     )  # fmt: skip
     summary = AccountSummary(
-        a, now, st.created_ms, st.first_ms, st.org_id, score, harvest, st.events, list(st.ips.examples),
-        list(au), list(st.pays.examples), top, st.act_mask, st.act_slot, st.allowlisted,
+        a, now, st.created_ms, st.first_ms, st.org_id, score, harvest, st.events, ips, list(au), pays, top,
+        st.act_mask, st.act_slot, st.allowlisted,
     )  # fmt: skip
     return row, summary

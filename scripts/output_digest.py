@@ -2,10 +2,10 @@
 
     python scripts/output_digest.py [--events 300000] [--accounts 30000] [--seed 2024]
 
-Builds the data ``distillwatch bench`` builds (``benchdata.make_data``), feeds it through one
-``Engine`` and ``ClusterDetector`` as ``OfflineRunner`` does (outputs drained every 4,096 events,
-a final tick past the last event), and prints the counts of alerts, aggregate rows, score rows and
-summaries with a SHA-256 over all of them (their ``repr``, in order) and the final checkpoint.
+Builds the data ``distillwatch bench`` builds (``benchdata.make_data``), feeds it through an
+``OfflineRunner`` (outputs drained every 4,096 events, a final tick past the last event), and
+prints the counts of alerts, aggregate rows, score rows and summaries with a SHA-256 over all of
+them (their ``repr``, in order) and the final checkpoint.
 Run it on two commits: equal digests mean a change left every output as it was.
 """
 
@@ -17,45 +17,47 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.alerts import Alert  # noqa: E402
 from pipeline.benchdata import data_from_cli  # noqa: E402
-from pipeline.clusters import ClusterDetector  # noqa: E402
 from pipeline.contract import decode_event  # noqa: E402
 from pipeline.detection import DetectionConfig  # noqa: E402
-from pipeline.engine import Engine  # noqa: E402
+from pipeline.offline import OfflineRunner  # noqa: E402
+from pipeline.records import Outputs  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
+
+
+class DigestRunner(OfflineRunner):
+    """``OfflineRunner`` hashing every output it routes: account alerts, aggregate rows, score rows
+    and summaries (their ``repr``, in order), then the cluster alerts."""
+
+    def __init__(self, config: DetectionConfig) -> None:
+        super().__init__(config)
+        self.digest = hashlib.sha256()
+        self.counts = [0, 0, 0, 0]
+
+    def route(self, out: Outputs) -> list[Alert]:
+        for i, rows in enumerate((out.alerts, out.aggregates, out.scores, out.summaries)):
+            self.counts[i] += len(rows)
+            for r in rows:
+                self.digest.update(repr(r).encode())
+        alerts = super().route(out)
+        for alert in alerts[len(out.alerts) :]:
+            self.counts[0] += 1
+            self.digest.update(repr(alert).encode())
+        return alerts
 
 
 def main() -> None:
     data = data_from_cli(__doc__, events=300_000, accounts=30_000)
-    cfg = DetectionConfig.from_settings(Settings())
-    engine, clusters = Engine(cfg), ClusterDetector(cfg)
-    digest = hashlib.sha256()
-    counts = [0, 0, 0, 0]
-
-    def drain() -> None:
-        out = engine.take_outputs()
-        for i, rows in enumerate((out.alerts, out.aggregates, out.scores, out.summaries)):
-            counts[i] += len(rows)
-            for r in rows:
-                digest.update(repr(r).encode())
-        for s in out.summaries:
-            for alert in clusters.add_summary(s):
-                counts[0] += 1
-                digest.update(repr(alert).encode())
-
-    clock = 0
+    runner = DigestRunner(DetectionConfig.from_settings(Settings()))
     for offset, (_, value) in enumerate(data.items):
-        event = decode_event(value)
-        clock = max(clock, event.ts_ms)
-        engine.add(event, 0, offset)
-        if offset % 4096 == 4095:
-            drain()
-    engine.advance(0, clock + cfg.max_score_gap_ms)  # as OfflineRunner.finish
-    drain()
-    for _, blob in engine.dirty_snapshots(0):
-        digest.update(blob)
-    print(f"alerts {counts[0]:,}  aggregates {counts[1]:,}  scores {counts[2]:,}  summaries {counts[3]:,}")
-    print(f"sha256 {digest.hexdigest()}")
+        runner.feed(decode_event(value), offset)
+    runner.finish()
+    for _, blob in runner.engine.dirty_snapshots(0):
+        runner.digest.update(blob)
+    alerts, aggregates, scores, summaries = runner.counts
+    print(f"alerts {alerts:,}  aggregates {aggregates:,}  scores {scores:,}  summaries {summaries:,}")
+    print(f"sha256 {runner.digest.hexdigest()}")
 
 
 if __name__ == "__main__":
