@@ -53,10 +53,10 @@ def measure_offline(s: Settings, data: BenchData, runner: OfflineRunner | None =
     (into ``runner`` when given, so a caller can inspect the state it leaves)."""
     import river.anomaly  # noqa: F401  (imported by the first shard; not part of the measurement)
 
-    from pipeline.contract import decode_event
     from pipeline.detection import DetectionConfig
     from pipeline.offline import OfflineRunner
     from pipeline.tuning import tune_gc
+    from pipeline.validation import decode_event
 
     tune_gc()
     if runner is None:

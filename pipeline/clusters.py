@@ -83,12 +83,18 @@ class ClusterDetector:
         s, ka = self.summaries[a], self.keysets[a]
         self.last_eval[a] = s.ts_ms
         cap = self.config.cluster_key_cap
-        cands = {b for k in ka if len(self.index.get(k, ())) <= cap for b in self.index.get(k, ())}
+        get = self.index.get
+        cands: set[str] = set()
+        for k in ka:
+            lst = get(k)
+            if lst and len(lst) <= cap:
+                cands.update(lst)
         cands.discard(a)
+        probe = set(ka)  # each candidate's keys are looked up in this (hashing, not a tuple scan)
         for b in sorted(cands):
             if b not in self.summaries:
                 continue
-            w, kinds = link_weight(s, self.summaries[b], ka, self.keysets[b])
+            w, kinds = link_weight(s, self.summaries[b], self.keysets[b], probe)
             if w >= 2.0:
                 self.adj.setdefault(a, {})[b] = kinds
                 self.adj.setdefault(b, {})[a] = kinds

@@ -23,7 +23,7 @@ from pipeline.alerts import Reason
 from pipeline.features import NAMES, NF
 
 if TYPE_CHECKING:
-    from pipeline.features import AccountState
+    from pipeline.account import AccountState
     from pipeline.settings import Settings
 
 IDX = {n: i for i, n in enumerate(NAMES)}

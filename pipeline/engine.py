@@ -17,27 +17,13 @@ from __future__ import annotations
 from sys import intern
 from zlib import crc32
 
+from pipeline.account import CAT0, COT, ERR, GAP, GAP2, LAT, NEAR, NEWM, NGAP, NOVEL, THR, TOOL, TREP, AccountState
 from pipeline.alerts import IncidentPolicy, severity_of
+from pipeline.changelog import ShardStates
 from pipeline.contract import CATEGORY_INDEX, Event
 from pipeline.detection import HARVEST_TERM, DetectionConfig
-from pipeline.features import (
-    CAT0,
-    COT,
-    ERR,
-    GAP,
-    GAP2,
-    LAT,
-    NEAR,
-    NEWM,
-    NGAP,
-    NOVEL,
-    TAU_LONG_MS,
-    THR,
-    TOOL,
-    TREP,
-    AccountState,
-    feature_vector,
-)
+from pipeline.features import TAU_LONG_MS, feature_vector
+from pipeline.linking import ip_prefix
 from pipeline.records import FeedbackRow, Outputs
 from pipeline.scoring import DETECTOR, scoring_records
 from pipeline.shard import Shard
@@ -49,18 +35,7 @@ CAT_SLOT = {c: CAT0 + i for c, i in CATEGORY_INDEX.items()}
 COT_CUSUM_LEVEL = 15
 
 
-def ip_prefix(ip: str) -> str:
-    """Network prefix of an address: /24 for IPv4, /48 for IPv6.
-
-    >>> ip_prefix("10.1.2.3"), ip_prefix("2001:db8:1:2::5")
-    ('10.1.2.0/24', '2001:db8:1::/48')
-    """
-    if ":" in ip:
-        return ":".join(ip.split(":")[:3]) + "::/48"
-    return ip.rsplit(".", 1)[0] + ".0/24"
-
-
-class Engine:
+class Engine(ShardStates):
     """Per-account detection over any number of shards (Kafka partitions)."""
 
     def __init__(self, config: DetectionConfig) -> None:
@@ -189,10 +164,6 @@ class Engine:
             self._score(sh, st, ts)
 
     # -- per account-minute / per score ---------------------------------------
-    def _new_shard(self, shard: int) -> Shard:
-        sh = self._shards[shard] = Shard(self.config)
-        return sh
-
     def _new_account(self, sh: Shard, ev: Event, shard: int) -> AccountState:
         # Interned: the cluster detector's copies (decoded from summaries) then share these strings.
         st = AccountState(intern(ev.account_id), shard, ev.account_created_ms, ev.ts_ms)
@@ -310,42 +281,3 @@ class Engine:
                 st.incident = None
                 sh.open.pop(a, None)
             sh.mark(st)
-
-    def dirty_snapshots(self, shard: int) -> list[tuple[str, bytes]]:
-        """(account id, state) for accounts changed since the last call, plus the shard record (last)."""
-        head = self.begin_checkpoint(shard)
-        sh = self._shards.get(shard)
-        accounts = self.checkpoint_accounts(shard, len(sh.snapping)) if sh is not None else []
-        return head[:-1] + accounts + head[-1:]
-
-    def begin_checkpoint(self, shard: int) -> list[tuple[str, bytes]]:
-        """Start a checkpoint: tombstones and the shard record as they are now; the accounts changed
-        since the last checkpoint are queued for ``checkpoint_accounts``."""
-        sh = self._shards.get(shard)
-        return sh.begin_checkpoint() if sh is not None else []
-
-    def checkpoint_accounts(self, shard: int, limit: int) -> list[tuple[str, bytes]]:
-        """Up to ``limit`` queued accounts of ``shard``, each as it is now (``Shard.checkpoint_accounts``)."""
-        sh = self._shards.get(shard)
-        return sh.checkpoint_accounts(limit) if sh is not None else []
-
-    def restore(self, shard: int, account_id: str, blob: bytes) -> None:
-        """Load one changelog record (account state, tombstone or the shard record)."""
-        sh = self._shards.get(shard) or self._new_shard(shard)
-        st = sh.restore(account_id, blob)
-        if st is not None:
-            self.verdicts.apply(st)
-            if st.incident is not None:
-                self.verdicts.remember_alert(st.incident.alert_id, account_id)
-
-    def drop_shard(self, shard: int) -> None:
-        """Partition revoked: forget its state (the changelog has it)."""
-        self._shards.pop(shard, None)
-
-    def clock(self, shard: int) -> int | None:
-        """The shard's event-time clock (the latest event time or watermark); None for an unknown shard."""
-        sh = self._shards.get(shard)
-        return sh.clock if sh is not None else None
-
-    def accounts_tracked(self) -> int:
-        return sum(len(sh.accounts) for sh in self._shards.values())

@@ -50,11 +50,11 @@ def evaluate_file(
     """Replay ``events_path`` and return the metrics dict (also what ``--json`` writes)."""
     import orjson
 
-    from pipeline.contract import decode_event
     from pipeline.detection import DetectionConfig
     from pipeline.errors import DistillWatchError, InvalidEvent
     from pipeline.offline import OfflineRunner
     from pipeline.tuning import tune_gc
+    from pipeline.validation import decode_event
 
     tune_gc()
     config = config or DetectionConfig()

@@ -18,22 +18,34 @@ from __future__ import annotations
 import math
 from array import array
 from itertools import repeat
-from operator import add, attrgetter, mul
-from typing import Any
+from operator import add, mul
 
-from pipeline.alerts import Incident
-from pipeline.contract import CATEGORIES
-from pipeline.sketches import DistinctSketch, HeavyHitters, RecentIds, SimhashNovelty, entropy, pack, unpack
-
-# Bucket vector layout.
-EV, IN, OUT, ERR, THR, COT, TOOL, NOVEL, NEAR, NEWM, GAP, GAP2, NGAP, LAT, ACT, TREP = range(16)
-CAT0 = 16
-NV = CAT0 + len(CATEGORIES)
+from pipeline.account import (
+    ACT,
+    CAT0,
+    COT,
+    ERR,
+    EV,
+    GAP,
+    GAP2,
+    IN,
+    NEAR,
+    NEWM,
+    NGAP,
+    NOVEL,
+    NV,
+    OUT,
+    SLOT_MS,
+    THR,
+    TOOL,
+    TREP,
+    AccountState,
+)
+from pipeline.sketches import entropy
 
 TAU_SHORT_MS = 15 * 60_000
 TAU_LONG_MS = 6 * 3_600_000
 MASK48 = (1 << 48) - 1
-SLOT_MS = 300_000  # activity-mask slot (synchronized-timing signature)
 
 NAMES = (
     "rate_per_min_15m",
@@ -62,173 +74,6 @@ NAMES = (
     "cot_share_6h_lower",
 )
 NF = len(NAMES)
-
-
-class MinuteBucket:
-    """One account-minute of counters (also the source of ``AggregateRow``)."""
-
-    __slots__ = ("account_id", "minute_ms", "v", "models", "dirty")
-
-    def __init__(self, account_id: str, minute_ms: int, model: str = "") -> None:
-        self.account_id = account_id
-        self.minute_ms = minute_ms
-        self.v: list[Any] = [0] * NV  # ints, latency float
-        self.models: list[str] = [model] if model else []
-        self.dirty = False
-
-
-class AccountState:
-    """Everything the detector keeps about one account (~2-3 KB, see tests)."""
-
-    __slots__ = (
-        "account_id",
-        "shard",
-        "last_offset",
-        "created_ms",
-        "first_ms",
-        "prev_ts",
-        "org_id",
-        "bucket",
-        "ids",
-        "nov",
-        "tpl",
-        "ips",
-        "asn_ua",
-        "pays",
-        "last_model",
-        "model_new",
-        "last_ip",
-        "last_ua",
-        "last_asn",
-        "last_pay",
-        "short",
-        "long",
-        "fold_ms",
-        "hours",
-        "hour_last",
-        "act_mask",
-        "act_slot",
-        "dom_mask",
-        "dom_old",
-        "dom_rot_ms",
-        "pending",
-        "next_score_ms",
-        "force_ms",
-        "last_score_ms",
-        "last_score",
-        "own",
-        "own_n",
-        "fp_bias",
-        "confirmed",
-        "allowlisted",
-        "incident",
-        "dups",
-        "late",
-        "events",
-        "dirty",
-        "tpl_decay_ms",
-        "has_old_model",
-        "t1",
-        "t2",
-        "cusum",
-        "row_ms",
-    )
-
-    def __init__(self, account_id: str, shard: int, created_ms: int, first_ms: int) -> None:
-        self.account_id = account_id
-        self.shard = shard
-        self.last_offset = -1
-        self.created_ms = created_ms or first_ms
-        self.first_ms = first_ms
-        self.prev_ts = first_ms
-        self.org_id = ""
-        self.bucket = MinuteBucket(account_id, first_ms - first_ms % 60_000)
-        self.ids = RecentIds(16)
-        self.nov = SimhashNovelty()
-        self.tpl = HeavyHitters(6)
-        self.ips = DistinctSketch()
-        self.asn_ua = DistinctSketch()
-        self.pays = DistinctSketch(4, 2)
-        self.last_model = ""
-        self.model_new = False
-        self.has_old_model = False
-        self.t1 = self.t2 = ""  # the last two distinct template hashes
-        self.last_ip = self.last_ua = self.last_pay = ""
-        self.last_asn = -2
-        self.short = array("f", bytes(4 * NV))
-        self.long = array("f", bytes(4 * NV))
-        self.fold_ms = first_ms - first_ms % 60_000
-        self.hours = 0  # bit i: active in clock hour hour_last - i (24 bits)
-        self.hour_last = 0
-        self.act_mask = 0
-        self.act_slot = first_ms // SLOT_MS
-        self.dom_mask = self.dom_old = 0
-        self.dom_rot_ms = first_ms
-        self.tpl_decay_ms = first_ms
-        self.pending = 0
-        self.next_score_ms = 0
-        self.force_ms = 0
-        self.last_score_ms = 0
-        self.last_score = 0.0
-        self.own = array("f")  # own-history EWMA of the features (allocated at the first learning)
-        self.own_n = 0
-        self.fp_bias = 0.0
-        self.confirmed = False
-        self.allowlisted = False
-        self.incident: Incident | None = None
-        self.dups = self.late = self.events = 0
-        self.dirty = False
-        self.cusum = 0  # chain-of-thought CUSUM in tenths (see engine.COT_CUSUM_LEVEL)
-        self.row_ms = -(1 << 62)  # event time of the last scoring that emitted rows
-
-    # -- persistence ---------------------------------------------------------
-    def dump(self) -> list[object]:
-        """Plain-JSON form (orjson) of the whole state (one positional list, slot order)."""
-        out = list(_ALL_SLOTS(self))
-        b = self.bucket
-        out[_I_BUCKET] = [b.minute_ms, b.v, b.models]
-        for i in _I_ARRAYS:
-            out[i] = pack(out[i])  # type: ignore[arg-type]
-        for i in _I_SKETCHES:
-            out[i] = out[i].dump()  # type: ignore[attr-defined]
-        if self.incident is not None:
-            out[_I_INCIDENT] = self.incident.dump()
-        out[_I_LAST_IP] = ""  # a memo of the raw address: never written to the changelog (only prefixes are)
-        return out
-
-    @classmethod
-    def load(cls, d: list) -> AccountState:  # type: ignore[type-arg]
-        st = cls.__new__(cls)
-        kinds: dict[str, type[RecentIds | SimhashNovelty | HeavyHitters | DistinctSketch]] = {
-            "ids": RecentIds,
-            "nov": SimhashNovelty,
-            "tpl": HeavyHitters,
-            "ips": DistinctSketch,
-            "asn_ua": DistinctSketch,
-            "pays": DistinctSketch,
-        }
-        for name, val in zip(cls.__slots__, d, strict=True):
-            if name in kinds:
-                val = kinds[name].load(val)
-            elif name in ("short", "long", "own"):
-                val = unpack("f", val)
-            elif name == "incident":
-                val = Incident.load(val) if val is not None else None
-            elif name == "bucket":
-                bk = MinuteBucket(d[0], val[0])
-                bk.v, bk.models = list(val[1]), list(val[2])
-                val = bk
-            setattr(st, name, val)
-        st.dirty = False
-        return st
-
-
-_ALL_SLOTS = attrgetter(*AccountState.__slots__)
-_I_BUCKET = AccountState.__slots__.index("bucket")
-_I_ARRAYS = [AccountState.__slots__.index(n) for n in ("short", "long", "own")]
-_I_SKETCHES = [AccountState.__slots__.index(n) for n in ("ids", "nov", "tpl", "ips", "asn_ua", "pays")]
-_I_INCIDENT = AccountState.__slots__.index("incident")
-_I_LAST_IP = AccountState.__slots__.index("last_ip")
 
 
 def fold(st: AccountState, new_minute_ms: int) -> None:

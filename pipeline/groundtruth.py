@@ -13,12 +13,12 @@ from typing import Any
 
 import orjson
 
-from pipeline.contract import event_from_dict
 from pipeline.detection import DetectionConfig
 from pipeline.engine import Engine
 from pipeline.errors import InvalidEvent
 from pipeline.simulate import SimConfig, generate
 from pipeline.store import Store
+from pipeline.validation import event_from_dict
 
 
 def workload(n_events: int, seed: int = 11, accounts: int | None = None) -> list[dict[str, Any]]:

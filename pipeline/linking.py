@@ -56,6 +56,17 @@ class AccountSummary:
         )
 
 
+def ip_prefix(ip: str) -> str:
+    """Network prefix of an address: /24 for IPv4, /48 for IPv6.
+
+    >>> ip_prefix("10.1.2.3"), ip_prefix("2001:db8:1:2::5")
+    ('10.1.2.0/24', '2001:db8:1::/48')
+    """
+    if ":" in ip:
+        return ":".join(ip.split(":")[:3]) + "::/48"
+    return ip.rsplit(".", 1)[0] + ".0/24"
+
+
 def same_sources(a: AccountSummary, b: AccountSummary) -> bool:
     """Same payments, prefixes, ASN/user agents and templates (so the same linking keys)."""
     return (
@@ -87,7 +98,11 @@ def synchronized(a: AccountSummary, b: AccountSummary) -> bool:
 def link_weight(
     a: AccountSummary, b: AccountSummary, ka: Collection[str], kb: Collection[str]
 ) -> tuple[float, list[str]]:
-    """Evidence that two accounts are one operator: (weight, kinds shared)."""
+    """Evidence that two accounts are one operator: (weight, kinds shared).
+
+    ``ka`` and ``kb`` are the two accounts' key sets; only the keys they share count, so either may
+    come first. Each key of ``ka`` is looked up in ``kb``: pass a set as ``kb`` when it is reused.
+    """
     kinds = sorted({k.split(":", 1)[0] for k in ka if k in kb})
     if not {"pay", "ip", "tpl"} & set(kinds):  # needs some specific shared infrastructure or template
         return 0.0, kinds

@@ -29,12 +29,13 @@ import orjson
 
 from pipeline.alerts import Alert
 from pipeline.chunks import Reassembler, split
-from pipeline.contract import MAX_TS_MS, deadletter_record, decode_event
+from pipeline.contract import MAX_TS_MS, deadletter_record
 from pipeline.engine import Engine
 from pipeline.errors import InvalidEvent
 from pipeline.metrics import Metrics
 from pipeline.records import Outputs, encode_aggregates, encode_rows
 from pipeline.settings import Settings
+from pipeline.validation import decode_event
 
 log = logging.getLogger("distillwatch.worker")
 

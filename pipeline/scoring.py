@@ -15,7 +15,7 @@ from pipeline.linking import AccountSummary
 from pipeline.records import ScoreRow
 
 if TYPE_CHECKING:
-    from pipeline.features import AccountState
+    from pipeline.account import AccountState
 
 DETECTOR = "account-behaviour"
 _NAMES = list(NAMES)

@@ -13,9 +13,10 @@ from sys import intern
 
 import orjson
 
+from pipeline.account import CAT0, COT, ERR, EV, IN, LAT, NV, OUT, THR, TOOL, AccountState, MinuteBucket
 from pipeline.contract import CATEGORY_INDEX, Event
 from pipeline.detection import DetectionConfig, Scorer
-from pipeline.features import CAT0, COT, ERR, EV, IN, LAT, NV, OUT, THR, TOOL, AccountState, MinuteBucket, fold
+from pipeline.features import fold
 from pipeline.records import AggregateRow
 
 SHARD_KEY = "\x00shard"  # changelog key of the shard-level state (population model, clocks)

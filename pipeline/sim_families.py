@@ -12,7 +12,6 @@ from pipeline.sim_actors import (
     HOUR,
     ISP_ASNS,
     MIN,
-    MIX,
     NEW_MODEL,
     PROXY_ASNS,
     SDKS,
@@ -279,40 +278,3 @@ def model_hopper(m: random.Random, s: int, e: int, r: int) -> list[Actor]:
     campaign(a, switch, min(e, switch + int(rng.uniform(4, 12) * HOUR)), rng.uniform(10, 30), "hop")
     a.switch_ts, a.models_after = switch, ((NEW_MODEL, "m-large-1"), (0.95, 0.05))
     return [a]
-
-
-SINGLE = {
-    "developer": developer,
-    "production_app": production_app,
-    "benchmark": benchmark,
-    "power_user": power_user,
-    "cot_harvest": cot_harvest,
-    "agentic_extraction": agentic_extraction,
-    "category_sweep": category_sweep,
-    "low_and_slow": low_and_slow,
-    "model_hopper": model_hopper,
-}
-
-
-def build_actors(master: random.Random, n: int, start: int, end: int) -> list[Actor]:
-    """All accounts of one simulation (family sizes from ``MIX``; chat takes the rest)."""
-    release = start + int(master.uniform(0.3, 0.5) * (end - start))
-    actors: list[Actor] = []
-    for fam, share in MIX.items():
-        want = max(1, round(share * n))
-        got: list[Actor] = []
-        while len(got) < want:
-            left = want - len(got)
-            if fam == "corporate_nat":
-                got += corporate(master, start, end, release, min(left, master.randint(15, 60)))
-            elif fam == "hydra_cluster":
-                size = master.randint(6, min(20, left)) if left >= 6 else left
-                got += hydra(master, start, end, release, left if left - size < 6 else size)
-            else:
-                got += SINGLE[fam](master, start, end, release)
-        actors += got
-    while len(actors) < n:
-        actors += chat(master, start, end, release)
-    for a in actors:
-        a.start()
-    return actors

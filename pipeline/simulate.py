@@ -26,10 +26,59 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pipeline.sim_actors import FAMILIES, Actor
-from pipeline.sim_families import build_actors
+from pipeline.sim_actors import FAMILIES, MIX, Actor
+from pipeline.sim_families import (
+    agentic_extraction,
+    benchmark,
+    category_sweep,
+    chat,
+    corporate,
+    cot_harvest,
+    developer,
+    hydra,
+    low_and_slow,
+    model_hopper,
+    power_user,
+    production_app,
+)
 
 DEFAULT_START_MS = 1_717_200_000_000  # 2024-06-01T00:00:00Z
+
+SINGLE = {
+    "developer": developer,
+    "production_app": production_app,
+    "benchmark": benchmark,
+    "power_user": power_user,
+    "cot_harvest": cot_harvest,
+    "agentic_extraction": agentic_extraction,
+    "category_sweep": category_sweep,
+    "low_and_slow": low_and_slow,
+    "model_hopper": model_hopper,
+}
+
+
+def build_actors(master: random.Random, n: int, start: int, end: int) -> list[Actor]:
+    """All accounts of one simulation (family sizes from ``MIX``; chat takes the rest)."""
+    release = start + int(master.uniform(0.3, 0.5) * (end - start))
+    actors: list[Actor] = []
+    for fam, share in MIX.items():
+        want = max(1, round(share * n))
+        got: list[Actor] = []
+        while len(got) < want:
+            left = want - len(got)
+            if fam == "corporate_nat":
+                got += corporate(master, start, end, release, min(left, master.randint(15, 60)))
+            elif fam == "hydra_cluster":
+                size = master.randint(6, min(20, left)) if left >= 6 else left
+                got += hydra(master, start, end, release, left if left - size < 6 else size)
+            else:
+                got += SINGLE[fam](master, start, end, release)
+        actors += got
+    while len(actors) < n:
+        actors += chat(master, start, end, release)
+    for a in actors:
+        a.start()
+    return actors
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +133,8 @@ def generate(config: SimConfig) -> Iterator[dict[str, object]]:
 
 
 def _parse_start(text: str) -> int:
-    from pipeline.contract import parse_ts
     from pipeline.errors import DistillWatchError, InvalidEvent
+    from pipeline.validation import parse_ts
 
     try:
         return parse_ts(int(text) if text.isdigit() else text, "--start")

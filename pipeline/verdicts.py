@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pipeline.records import FeedbackRow
 
 if TYPE_CHECKING:
-    from pipeline.features import AccountState
+    from pipeline.account import AccountState
 
 
 class Verdicts:

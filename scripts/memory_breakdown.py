@@ -23,13 +23,13 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.account import AccountState  # noqa: E402
 from pipeline.benchdata import data_from_cli  # noqa: E402
 from pipeline.benchparts import measure_offline  # noqa: E402
-from pipeline.contract import decode_event  # noqa: E402
 from pipeline.detection import DetectionConfig  # noqa: E402
-from pipeline.features import AccountState  # noqa: E402
 from pipeline.offline import OfflineRunner  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
+from pipeline.validation import decode_event  # noqa: E402
 
 
 def deep_size(obj: object, seen: set[int]) -> int:

@@ -19,11 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.alerts import Alert  # noqa: E402
 from pipeline.benchdata import data_from_cli  # noqa: E402
-from pipeline.contract import decode_event  # noqa: E402
 from pipeline.detection import DetectionConfig  # noqa: E402
 from pipeline.offline import OfflineRunner  # noqa: E402
 from pipeline.records import Outputs  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
+from pipeline.validation import decode_event  # noqa: E402
 
 
 class DigestRunner(OfflineRunner):

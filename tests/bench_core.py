@@ -18,10 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.contract import Event, decode_event  # noqa: E402
+from pipeline.contract import Event  # noqa: E402
 from pipeline.detection import DetectionConfig  # noqa: E402
 from pipeline.engine import Engine  # noqa: E402
 from pipeline.offline import OfflineRunner  # noqa: E402
+from pipeline.validation import decode_event  # noqa: E402
 
 
 def bench_throughput(path: str, lines: int) -> None:

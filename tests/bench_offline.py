@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.contract import decode_event  # noqa: E402
 from pipeline.detection import DetectionConfig  # noqa: E402
 from pipeline.offline import OfflineRunner  # noqa: E402
 from pipeline.tuning import tune_gc  # noqa: E402
+from pipeline.validation import decode_event  # noqa: E402
 
 
 def make_bench_data(out: str) -> None:

@@ -1,7 +1,7 @@
 """Hostile ``api.requests`` message values generated with hypothesis (deterministic: fixed seed).
 
 ``corpus(n_invalid)`` returns ``(key, value)`` pairs until ``n_invalid`` of them are invalid by
-``pipeline.contract.decode_event`` (the validator the JSON Schema test proves equal to
+``pipeline.validation.decode_event`` (the validator the JSON Schema test proves equal to
 ``schemas/``); mutations that happen to yield a valid event are kept too (the test counts them
 as valid). Each value starts from a valid event drawn by hypothesis, then one mutation is
 applied: invalid JSON (truncation, random bytes, raw control characters, bare NaN/Infinity),
@@ -21,9 +21,10 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from pipeline.contract import CATEGORIES, decode_event
+from pipeline.contract import CATEGORIES
 from pipeline.errors import InvalidEvent
 from pipeline.settings import Settings
+from pipeline.validation import decode_event
 
 EID = "@EID@"  # replaced by a unique event id after generation (so valid mutants are not duplicates)
 RAW = "@RAW@"  # a JSON string value replaced by a raw token (bare NaN, 1e400, 2**80 ...)

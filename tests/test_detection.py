@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pipeline.account import AccountState
 from pipeline.alerts import IncidentPolicy, alert_id_for
 from pipeline.detection import IDX, DetectionConfig, Scorer, combine, evidence
-from pipeline.features import NF, AccountState
+from pipeline.features import NF
 
 T0 = 1_700_000_000_000
 

@@ -8,15 +8,16 @@ import tracemalloc
 
 import orjson
 
+from pipeline.account import AccountState
 from pipeline.clusters import ClusterDetector
-from pipeline.contract import Event, event_from_dict
+from pipeline.contract import Event
 from pipeline.detection import DetectionConfig
 from pipeline.engine import Engine
-from pipeline.features import AccountState
 from pipeline.linking import AccountSummary
 from pipeline.offline import run_offline
 from pipeline.records import FeedbackRow
 from pipeline.simulate import SimConfig, generate
+from pipeline.validation import event_from_dict
 
 T0 = 1_717_200_000_000
 CFG = DetectionConfig()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from pipeline.features import COT, EV, NAMES, AccountState, feature_vector, fold
+from pipeline.account import COT, EV, AccountState
+from pipeline.features import NAMES, feature_vector, fold
 from pipeline.sketches import DistinctSketch, HeavyHitters, RecentIds, SimhashNovelty, entropy, stable_hash
 
 

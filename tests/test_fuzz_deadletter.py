@@ -4,7 +4,7 @@ A deterministic hypothesis corpus (``tests/hostile.py``: invalid JSON and UTF-8,
 missing fields, deep nesting, huge objects and payloads over 64 KiB, control characters, extreme
 numbers, absurd timestamps, non-object JSON, empty/null values) is produced with real keys,
 interleaved with clean events, to a private topic set on the session's Tansu broker; one worker
-process consumes it. Every message's expected fate is ``pipeline.contract.decode_event``'s
+process consumes it. Every message's expected fate is ``pipeline.validation.decode_event``'s
 (proven equal to the JSON Schema in tests/test_schemas.py). Then:
 
 - every invalid message has exactly one dead-letter envelope, found by (partition, offset), with

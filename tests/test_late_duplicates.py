@@ -20,12 +20,12 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.contract import event_from_dict
 from pipeline.detection import DetectionConfig
 from pipeline.engine import Engine
 from pipeline.reliability import Producer, drain
 from pipeline.settings import Settings, load_settings
 from pipeline.stack import LocalStack, read_topic
+from pipeline.validation import event_from_dict
 
 pytestmark = pytest.mark.integration
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % 60_000

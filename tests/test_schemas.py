@@ -15,17 +15,9 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from pipeline.alerts import ALERT_STATES, SEVERITIES, Alert, Reason
-from pipeline.contract import (
-    CATEGORIES,
-    MAX_TS_MS,
-    MIN_TS_MS,
-    REASONS,
-    _common_event,
-    _event_from_dict,
-    deadletter_record,
-    decode_event,
-)
+from pipeline.contract import CATEGORIES, MAX_TS_MS, MIN_TS_MS, REASONS, deadletter_record
 from pipeline.errors import InvalidEvent
+from pipeline.validation import _common_event, _event_from_dict, decode_event
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 

@@ -9,12 +9,12 @@ import orjson
 import pytest
 from stackutil import isolated_settings
 
-from pipeline.contract import decode_event
 from pipeline.detection import DetectionConfig
 from pipeline.offline import OfflineRunner
 from pipeline.replay import file_items, produce_values
 from pipeline.simulate import SimConfig, generate
 from pipeline.stack import LocalStack, read_topic
+from pipeline.validation import decode_event
 
 pytestmark = pytest.mark.integration
 
