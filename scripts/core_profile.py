@@ -2,12 +2,15 @@
 
     python scripts/core_profile.py [--events 1000000] [--accounts 100000] [--seed 2024]
 
-Builds the same data as ``distillwatch bench`` (``benchdata.make_data``), then prints:
-decode µs/event (best of 5 over 100,000 messages), and one offline pass counting minute rolls,
-scorings (all, and screened: no rows emitted), the cluster detector's time per summary and per
-event, and the core's events/s, the pass's resident growth per account, and the size and cost of
-the cluster detector's snapshot. The counters wrap engine
-methods, so the events/s printed here is a little below ``bench``'s offline figure.
+Builds the same data as ``distillwatch bench`` (``benchdata.make_data``), then prints: decode
+µs/event (best of 5 over 100,000 messages, each decoded event dropped, GC tuned as in the worker);
+one offline pass counting minute rolls, scorings (all, and screened: no rows emitted) and the
+cluster detector's time per summary; the core's events/s, the pass's resident growth per account
+and the size and cost of the cluster detector's snapshot; then a table of what each operation
+costs (timed on up to 20,000 of the accounts the pass left, best of 3) times how often an event
+needs it, against the pass's measured µs per event (the rest is ``Engine.add``'s own bookkeeping,
+ticks and draining). The counters wrap engine methods, so the events/s printed here is a little
+below ``bench``'s offline figure.
 """
 
 from __future__ import annotations
@@ -21,22 +24,29 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import orjson  # noqa: E402
+
 from pipeline import engine as eng  # noqa: E402
+from pipeline.account import AccountState  # noqa: E402
 from pipeline.benchdata import data_from_cli  # noqa: E402
 from pipeline.benchparts import measure_offline, rss_bytes  # noqa: E402
 from pipeline.clusters import ClusterDetector  # noqa: E402
-from pipeline.contract import decode_event  # noqa: E402
 from pipeline.detection import DetectionConfig, Scorer  # noqa: E402
+from pipeline.features import feature_vector, fold  # noqa: E402
 from pipeline.offline import OfflineRunner  # noqa: E402
+from pipeline.scoring import scoring_records  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.shard import Shard  # noqa: E402
+from pipeline.tuning import tune_gc  # noqa: E402
+from pipeline.validation import decode_event  # noqa: E402
 
 
 def main() -> None:
     data = data_from_cli(__doc__, events=1_000_000, accounts=100_000)
     values = [v for _, v in data.items]
     sample = values[:100_000]
-    best = min(_timed(lambda: [decode_event(v) for v in sample]) for _ in range(5))
+    tune_gc()  # as the worker and the offline pass run; the decoded events are dropped as they go
+    best = min(_timed(lambda: _decode_all(sample)) for _ in range(5))
     print(f"decode_event: {best / len(sample) * 1e6:.2f} µs/event (best of 5, {len(sample):,} messages)")
 
     counts: Counter[str] = Counter()
@@ -91,6 +101,64 @@ def main() -> None:
     packed = zlib.compress(blob, 1)
     print(f"cluster detector snapshot: {len(blob) / 1e6:.1f} MB in {dumped:.2f} s; zlib level 1: "
           f"{len(packed) / 1e6:.1f} MB in {time.perf_counter() - t:.2f} s (cluster-state parts)")  # fmt: skip
+    per_event = {"roll": counts["roll"] / n, "score": counts["_score"] / n, "full": counts["explained"] / n}
+    _operation_costs(runner, per_event, best / len(sample) * 1e6, per_summary, 1e6 / rate)
+
+
+def _operation_costs(
+    runner: OfflineRunner, per_event: dict[str, float], decode_us: float, summary_us: float, total_us: float
+) -> None:
+    """µs per call of each costly operation, timed on the accounts the pass left, times calls per event."""
+    sh = runner.engine._shards[0]  # diagnostic: the pass's own shard (as memory_breakdown.py reads it)
+    states = list(sh.accounts.values())[:20_000]
+    now, scorer = sh.clock, sh.scorer
+
+    def each(fn: object, args: list[tuple[object, ...]]) -> float:
+        """Best of 3 µs per call of ``fn(*a)`` over ``args``."""
+        runs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            for a in args:
+                fn(*a)  # type: ignore[operator]
+            runs.append(time.perf_counter() - t)
+        return min(runs) / len(args) * 1e6
+
+    # fold changes the account: time it on copies (a fresh set per run), each rolled one minute on
+    fold_runs = []
+    for _ in range(3):
+        copies = [AccountState.load(orjson.loads(orjson.dumps(st.dump()))) for st in states]
+        t = time.perf_counter()
+        for c in copies:
+            fold(c, c.bucket.minute_ms + 60_000)
+        fold_runs.append(time.perf_counter() - t)
+    fold_us = min(fold_runs) / len(states) * 1e6
+    feats = [feature_vector(st, now) for st in states]
+    assessed = [scorer.assess(st, f) for st, f in zip(states, feats, strict=True)]
+    reasons = [scorer.explain(st, f, a) for st, f, a in zip(states, feats, assessed, strict=True)]
+    ops = [
+        ("decode_event", decode_us, 1.0),
+        ("fold (minute roll)", fold_us, per_event["roll"]),
+        ("feature_vector (scoring)", each(feature_vector, [(st, now) for st in states]), per_event["score"]),
+        ("Scorer.assess (scoring)", each(scorer.assess, list(zip(states, feats, strict=True))), per_event["score"]),
+        ("Scorer.explain + learn (reported)",
+         each(scorer.explain, list(zip(states, feats, assessed, strict=True))), per_event["full"]),
+        ("scoring_records (reported)",
+         each(lambda st, f, r: scoring_records(st, now, 0.5, "low", 0.2, f, scorer.pop, r),
+              list(zip(states, feats, reasons, strict=True))), per_event["full"]),
+        ("ClusterDetector.add_summary (reported)", summary_us, per_event["full"]),
+    ]  # fmt: skip
+    print(f"{'operation':40s} {'µs each':>8s} {'per event':>9s} {'µs/event':>8s}")
+    for name, us, rate in ops:
+        print(f"{name:40s} {us:8.2f} {rate:9.2f} {us * rate:8.2f}")
+    listed = sum(us * rate for _, us, rate in ops)
+    print(f"{'listed operations':40s} {'':8s} {'':9s} {listed:8.2f}")
+    print(f"{'the pass, measured (µs per event)':40s} {'':8s} {'':9s} {total_us:8.2f}")
+    print(f"{'the rest: Engine.add, ticks, draining':40s} {'':8s} {'':9s} {total_us - listed:8.2f}")
+
+
+def _decode_all(values: list[bytes]) -> None:
+    for v in values:
+        decode_event(v)
 
 
 def _timed(fn: object) -> float:
