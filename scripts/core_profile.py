@@ -5,16 +5,17 @@
 Builds the same data as ``distillwatch bench`` (``benchdata.make_data``), then prints: decode
 µs/event (best of 5 over 100,000 messages, each decoded event dropped, GC tuned as in the worker);
 one offline pass counting minute rolls, scorings (all, and screened: no rows emitted) and the
-cluster detector's time per summary; the core's events/s, the pass's resident growth per account
-and the size and cost of the cluster detector's snapshot; then a table of what each operation
-costs (timed on up to 20,000 of the accounts the pass left, best of 3) times how often an event
-needs it, against the pass's measured µs per event (the rest is ``Engine.add``'s own bookkeeping,
-ticks and draining). The counters wrap engine methods, so the events/s printed here is a little
-below ``bench``'s offline figure.
+cluster detector's time per summary; the core's events/s, the cyclic GC's share of the pass, the
+pass's resident growth per account and the size and cost of the cluster detector's snapshot; then a
+table of what each operation costs (timed on up to 20,000 of the accounts the pass left, best of
+3) times how often an event needs it, against the pass's measured µs per event (the rest is
+``Engine.add``'s own bookkeeping, ticks and draining). The counters wrap engine methods, so the
+events/s printed here is a little below ``bench``'s offline figure.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -76,10 +77,17 @@ def main() -> None:
         return explain(*a)  # type: ignore[arg-type]
 
     Scorer.explain = explained  # type: ignore[method-assign]
+    import river.anomaly  # noqa: F401  (its import's own collections are not the pass's)
+
+    gc_s = [0, 0.0, 0.0]  # collections, seconds, start of the current one
+    gc.callbacks.append(lambda phase, _info: _gc_clock(gc_s, phase))
+    t_pass = time.perf_counter()
     rss0 = rss_bytes(os.getpid())
     runner = OfflineRunner(DetectionConfig.from_settings(Settings()))
     rate = measure_offline(Settings(), data, runner)  # the bench's own offline phase, counters included
     grown = rss_bytes(os.getpid()) - rss0
+    t_pass = time.perf_counter() - t_pass
+    gc.callbacks.clear()
     n = len(values)
     print(f"events {n:,}, accounts {data.accounts:,}, core {rate:,.0f} events/s (with counters)")
     print(f"minute rolls {counts['roll']:,} ({counts['roll'] / n:.0%} of events)")
@@ -91,6 +99,8 @@ def main() -> None:
           f"{per_summary:.1f} µs each = {per_event:.1f} µs per event")  # fmt: skip
     print(f"decode + cluster detector alone: {best / len(sample) * 1e6 + per_event:.1f} µs per event "
           f"(the 100,000 events/s offline bar allows 10 µs for everything)")  # fmt: skip
+    print(f"cyclic GC during the pass: {gc_s[0]:.0f} collections, {gc_s[1]:.2f} s "
+          f"({gc_s[1] / t_pass:.1%} of the pass; thresholds {gc.get_threshold()})")  # fmt: skip
     print(f"resident growth of the offline pass: {grown / data.accounts:,.0f} B per active account "
           f"(engine + cluster detector objects, no Kafka buffers)")  # fmt: skip
     clusters = runner.clusters
@@ -154,6 +164,15 @@ def _operation_costs(
     print(f"{'listed operations':40s} {'':8s} {'':9s} {listed:8.2f}")
     print(f"{'the pass, measured (µs per event)':40s} {'':8s} {'':9s} {total_us:8.2f}")
     print(f"{'the rest: Engine.add, ticks, draining':40s} {'':8s} {'':9s} {total_us - listed:8.2f}")
+
+
+def _gc_clock(acc: list[float], phase: str) -> None:
+    """gc.callbacks hook: count collections and add up their time in ``acc``."""
+    if phase == "start":
+        acc[2] = time.perf_counter()
+    else:
+        acc[0] += 1
+        acc[1] += time.perf_counter() - acc[2]
 
 
 def _decode_all(values: list[bytes]) -> None:
