@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import urllib.request
@@ -103,6 +104,12 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process (all its threads) has used so far (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure_worker(stack: LocalStack, data: BenchData, timeout_s: float = 900.0) -> dict[str, float]:
     """The worker process end to end, first event consumed -> every event's aggregate visible."""
     s = stack.settings
@@ -110,7 +117,7 @@ def measure_worker(stack: LocalStack, data: BenchData, timeout_s: float = 900.0)
     stack.start_sink()
     proc = stack.start_worker("bench")
     port = proc.web_port  # type: ignore[attr-defined]
-    rss_base, t0 = 0, 0.0
+    rss_base, t0, cpu0 = 0, 0.0, 0.0
     deadline = time.monotonic() + timeout_s
     while not t0:
         try:
@@ -119,7 +126,7 @@ def measure_worker(stack: LocalStack, data: BenchData, timeout_s: float = 900.0)
             rss_before = rss_bytes(proc.pid)
             consumed = _answered_metric(port, "distillwatch_events_in_total")
             if consumed:
-                t0 = time.monotonic()
+                t0, cpu0 = time.monotonic(), cpu_seconds(proc.pid)
             elif consumed is not None:
                 rss_base = rss_before
         except OSError:
@@ -141,7 +148,7 @@ def measure_worker(stack: LocalStack, data: BenchData, timeout_s: float = 900.0)
         if raw >= data.distinct_events and consumed >= len(data.items):
             counted = store.query(sql)[1][0][0] or 0
         if counted >= data.distinct_events:
-            t1 = time.monotonic()
+            t1, cpu1 = time.monotonic(), cpu_seconds(proc.pid)
             break
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"only {counted}/{data.distinct_events} events counted; see {stack.workdir}")
@@ -155,6 +162,10 @@ def measure_worker(stack: LocalStack, data: BenchData, timeout_s: float = 900.0)
     return {
         "worker_events_per_s": len(data.items) / (t1 - t0),
         "worker_seconds": t1 - t0,
+        # CPU the worker process used per event, and as a share of one core over the same span (below
+        # 1.0: it waited, or the sink, ClickHouse and the broker took the core it could have used)
+        "worker_cpu_us_per_event": (cpu1 - cpu0) / len(data.items) * 1e6,
+        "worker_cpu_share": (cpu1 - cpu0) / (t1 - t0),
         "events_counted_in_clickhouse": float(counted),
         "alert_messages_in_clickhouse": float(alerts),
         "worker_rss_mb": rss / 2**20,
