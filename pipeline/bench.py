@@ -6,7 +6,8 @@ into ``api.requests`` on a fresh Tansu broker, then measure
 1. ceiling  - a bare aiokafka ``getmany`` + ``orjson.loads`` + per-account count loop;
 2. offline  - the detection core alone (``decode_event`` + ``Engine``), as ``evaluate`` runs it;
 3. worker   - the real worker process end to end: first event consumed -> last
-              aggregate row visible in ClickHouse (the sink running) and alerts produced;
+              aggregate row visible in ClickHouse (the sink running) and alerts produced,
+              with the CPU the worker used over that span (per event, and as a share of a core);
 4. sink     - a fresh sink group re-reading every row batch into ClickHouse;
    (before the sink and the latency phases, ClickHouse's background merges of the previous
    phase's inserts are let finish: ``quiesce_s`` is the wait)

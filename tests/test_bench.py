@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -28,7 +29,7 @@ def test_bench_runs_every_phase_at_tiny_size(tmp_path: Path) -> None:
         assert median[key] > 0, key
     assert median["events_counted_in_clickhouse"] >= 3900  # every distinct event counted (retries collapse)
     assert median["sink_rows"] == 5000
-    # the worker's own CPU over the timed span: some was used, and one process cannot use more than the 2 cores
+    # the worker's own CPU over the timed span: some was used, and no more than the machine's cores give
     assert median["worker_cpu_us_per_event"] > 0
-    assert 0 < median["worker_cpu_share"] <= 2.0
+    assert 0 < median["worker_cpu_share"] <= (os.cpu_count() or 1)
     assert set(TARGETS) <= set(median)
