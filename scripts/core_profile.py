@@ -21,7 +21,9 @@ import sys
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -79,8 +81,9 @@ def main() -> None:
     Scorer.explain = explained  # type: ignore[method-assign]
     import river.anomaly  # noqa: F401  (its import's own collections are not the pass's)
 
-    gc_s = [0, 0.0, 0.0]  # collections, seconds, start of the current one
-    gc.callbacks.append(lambda phase, _info: _gc_clock(gc_s, phase))
+    gc_s = [[0, 0.0] for _ in range(3)]  # per generation: collections, seconds
+    gc_start = [0.0]  # when the current collection started
+    gc.callbacks.append(lambda phase, info: _gc_clock(gc_s, gc_start, phase, info["generation"]))
     t_pass = time.perf_counter()
     rss0 = rss_bytes(os.getpid())
     runner = OfflineRunner(DetectionConfig.from_settings(Settings()))
@@ -99,8 +102,10 @@ def main() -> None:
           f"{per_summary:.1f} µs each = {per_event:.1f} µs per event")  # fmt: skip
     print(f"decode + cluster detector alone: {best / len(sample) * 1e6 + per_event:.1f} µs per event "
           f"(the 100,000 events/s offline bar allows 10 µs for everything)")  # fmt: skip
-    print(f"cyclic GC during the pass: {gc_s[0]:.0f} collections, {gc_s[1]:.2f} s "
-          f"({gc_s[1] / t_pass:.1%} of the pass; thresholds {gc.get_threshold()})")  # fmt: skip
+    n_gc, gc_total = sum(g[0] for g in gc_s), sum(g[1] for g in gc_s)
+    print(f"cyclic GC during the pass: {n_gc:.0f} collections, {gc_total:.2f} s ({gc_total / t_pass:.1%} of the "
+          f"pass; thresholds {gc.get_threshold()}); by generation (collections, s): "
+          f"{', '.join(f'{i}: {g[0]:.0f}, {g[1]:.2f}' for i, g in enumerate(gc_s))}")  # fmt: skip
     print(f"resident growth of the offline pass: {grown / data.accounts:,.0f} B per active account "
           f"(engine + cluster detector objects, no Kafka buffers)")  # fmt: skip
     clusters = runner.clusters
@@ -123,25 +128,17 @@ def _operation_costs(
     states = list(sh.accounts.values())[:20_000]
     now, scorer = sh.clock, sh.scorer
 
-    def each(fn: object, args: list[tuple[object, ...]]) -> float:
+    def each(fn: Callable[..., object], args: list[tuple[Any, ...]]) -> float:
         """Best of 3 µs per call of ``fn(*a)`` over ``args``."""
-        runs = []
-        for _ in range(3):
-            t = time.perf_counter()
-            for a in args:
-                fn(*a)  # type: ignore[operator]
-            runs.append(time.perf_counter() - t)
-        return min(runs) / len(args) * 1e6
+        return min(_timed(lambda: _call_each(fn, args)) for _ in range(3)) / len(args) * 1e6
 
-    # fold changes the account: time it on copies (a fresh set per run), each rolled one minute on
-    fold_runs = []
-    for _ in range(3):
+    def fold_once() -> float:
+        """µs per fold; fold changes the account, so it is timed on fresh copies, each rolled a minute on."""
         copies = [AccountState.load(orjson.loads(orjson.dumps(st.dump()))) for st in states]
-        t = time.perf_counter()
-        for c in copies:
-            fold(c, c.bucket.minute_ms + 60_000)
-        fold_runs.append(time.perf_counter() - t)
-    fold_us = min(fold_runs) / len(states) * 1e6
+        rolls = [(c, c.bucket.minute_ms + 60_000) for c in copies]
+        return _timed(lambda: _call_each(fold, rolls)) / len(rolls) * 1e6
+
+    fold_us = min(fold_once() for _ in range(3))
     feats = [feature_vector(st, now) for st in states]
     assessed = [scorer.assess(st, f) for st, f in zip(states, feats, strict=True)]
     reasons = [scorer.explain(st, f, a) for st, f, a in zip(states, feats, assessed, strict=True)]
@@ -166,18 +163,23 @@ def _operation_costs(
     print(f"{'the rest: Engine.add, ticks, draining':40s} {'':8s} {'':9s} {total_us - listed:8.2f}")
 
 
-def _gc_clock(acc: list[float], phase: str) -> None:
-    """gc.callbacks hook: count collections and add up their time in ``acc``."""
+def _gc_clock(acc: list[list[float]], start: list[float], phase: str, generation: int) -> None:
+    """gc.callbacks hook: count the collections of each generation and add up their time in ``acc``."""
     if phase == "start":
-        acc[2] = time.perf_counter()
+        start[0] = time.perf_counter()
     else:
-        acc[0] += 1
-        acc[1] += time.perf_counter() - acc[2]
+        acc[generation][0] += 1
+        acc[generation][1] += time.perf_counter() - start[0]
 
 
 def _decode_all(values: list[bytes]) -> None:
     for v in values:
         decode_event(v)
+
+
+def _call_each(fn: Callable[..., object], args: list[tuple[Any, ...]]) -> None:
+    for a in args:
+        fn(*a)
 
 
 def _timed(fn: object) -> float:
