@@ -4,11 +4,14 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md* ./
+COPY pyproject.toml setup.py README.md* ./
 COPY pipeline ./pipeline
 COPY schemas ./schemas
+# gcc only while installing: setup.py compiles the detection core (Cython); then it is removed.
 # pipeline/store.py reads ../schemas/clickhouse relative to the installed package: link it there.
-RUN pip install . \
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install . \
+    && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
     && ln -s /app/schemas "$(python -c 'import pathlib, pipeline; print(pathlib.Path(pipeline.__file__).parent.parent)')/schemas" \
     && useradd --system --uid 10001 --home-dir /data distillwatch \
     && mkdir -p /data/worker && chown -R distillwatch /data

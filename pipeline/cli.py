@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from pipeline.compiled import check_fresh
 from pipeline.errors import DistillWatchError
 from pipeline.settings import load_settings
 
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``distillwatch`` console script."""
     args = build_parser().parse_args(argv)
     try:
+        check_fresh()  # an editable checkout edited after its build would run the old compiled core
         settings = load_settings()
         return int(args.func(args, settings) or 0)
     except DistillWatchError as exc:

@@ -15,6 +15,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from servers import ClickHouseServer, TansuBroker  # noqa: E402
 
+from pipeline.compiled import StaleBuild, check_fresh  # noqa: E402
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Tests run the installed core: after editing a compiled module's source, rebuild first."""
+    try:
+        check_fresh()
+    except StaleBuild as exc:
+        pytest.exit(str(exc), returncode=2)
+
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

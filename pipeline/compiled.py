@@ -1,0 +1,97 @@
+"""The compiled detection core: which modules ``setup.py`` builds with Cython, and whether the
+running ones are those builds, up to date with their source.
+
+The modules below are compiled from their unchanged Python source (Cython, pure-Python mode,
+annotations not used as C types), so they behave exactly as the ``.py`` files do — the test
+suite and ``scripts/output_digest.py`` check it — and run about 1.3x faster. Without a C
+compiler the build installs them uncompiled and everything still works, only slower: ``status``
+tells which (the worker logs it, ``bench`` records it).
+
+A compiled module is imported before its ``.py`` beside it, so in an editable checkout an edited
+source would not run until rebuilt. The build records a SHA-256 of every source it compiled;
+``check_fresh`` (called by the CLI before any command) refuses to run a stale build.
+
+>>> "engine" in MODULES and "worker" not in MODULES
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+from pipeline.errors import DistillWatchError
+
+# The hot path of ``evaluate`` and the worker: decode, engine, state, features, scoring, alerts,
+# clusters. Kafka, Faust and ClickHouse adapters stay interpreted (their time is in C libraries).
+MODULES = (
+    "account",
+    "alerts",
+    "changelog",
+    "clusters",
+    "contract",
+    "detection",
+    "engine",
+    "features",
+    "linking",
+    "offline",
+    "records",
+    "scoring",
+    "shard",
+    "sketches",
+    "validation",
+    "verdicts",
+)
+SOURCES_FILE = "compiled-sources.json"  # written by setup.py beside the modules: {module: sha256}
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class StaleBuild(DistillWatchError):
+    """A compiled module no longer matches its source (an editable checkout edited after the build)."""
+
+
+def source_digest(path: Path) -> str:
+    """SHA-256 (hex) of one module's source file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def status() -> dict[str, bool]:
+    """For each module of ``MODULES``: is the imported module the compiled one?"""
+    return {m: _is_extension(importlib.import_module(f"pipeline.{m}").__file__ or "") for m in MODULES}
+
+
+def stale(package_dir: Path | None = None) -> list[str]:
+    """Modules compiled in ``package_dir`` (default: this package) whose source changed since the
+    build; none when nothing is compiled."""
+    package_dir = package_dir or PACKAGE_DIR
+    built = [m for m in MODULES if any((package_dir / f"{m}{s}").exists() for s in EXTENSION_SUFFIXES)]
+    if not built:
+        return []
+    try:
+        recorded = json.loads((package_dir / SOURCES_FILE).read_text())
+    except (OSError, ValueError):
+        return built  # compiled modules without a record of their sources: treat all as stale
+    return [m for m in built if recorded.get(m) != source_digest(package_dir / f"{m}.py")]
+
+
+def check_fresh(package_dir: Path | None = None) -> None:
+    """Raise ``StaleBuild`` naming the stale modules and the command that rebuilds them."""
+    changed = stale(package_dir)
+    if changed:
+        raise StaleBuild(
+            f"the compiled core is older than its source ({', '.join(changed)}): "
+            "rebuild it with `python3 -m pip install -e .` (or reinstall the package)"
+        )
+
+
+def summary() -> str:
+    """One line for logs and reports, e.g. ``16/16 core modules compiled``."""
+    done = status()
+    return f"{sum(done.values())}/{len(done)} core modules compiled"
+
+
+def _is_extension(filename: str) -> bool:
+    return any(filename.endswith(s) for s in EXTENSION_SUFFIXES)

@@ -1,0 +1,65 @@
+"""The compiled core against its own Python source, alternated on the same data (not collected by pytest).
+
+    python scripts/compiled_ab.py [--events 300000] [--accounts 30000] [--seed 2024] [--runs 3]
+
+Builds the ``bench`` data once, copies pipeline/'s Python sources (no compiled modules) to a
+temporary folder, then measures the offline core (``bench``'s offline phase: decode + engine +
+cluster detector, as ``evaluate`` runs) in fresh processes, alternating the installed (compiled)
+package and the copy, ``--runs`` times each. Prints every run, the medians and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.benchdata import make_data  # noqa: E402
+from pipeline.compiled import summary  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MEASURE = """
+import pickle, sys
+sys.path.insert(0, sys.argv[1])
+from pipeline.benchparts import measure_offline
+from pipeline.compiled import summary
+from pipeline.settings import Settings
+with open(sys.argv[2], "rb") as f:
+    data = pickle.load(f)
+print(f"{measure_offline(Settings(), data):.0f} {summary()}")
+"""
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for flag, default in (("--events", 300_000), ("--accounts", 30_000), ("--seed", 2024), ("--runs", 3)):
+        p.add_argument(flag, type=int, default=default)
+    args = p.parse_args()
+    data, runs = make_data(args.events, args.accounts, args.seed), args.runs
+    with tempfile.TemporaryDirectory() as tmp:
+        pure = Path(tmp) / "pure"
+        shutil.copytree(ROOT / "pipeline", pure / "pipeline", ignore=shutil.ignore_patterns("*.so", "*.c"))
+        blob = Path(tmp) / "data.pickle"
+        blob.write_bytes(pickle.dumps(data))
+        rates: dict[str, list[float]] = {"compiled": [], "interpreted": []}
+        for i in range(runs):
+            for name, root in (("compiled", ROOT), ("interpreted", pure)):
+                out = subprocess.run(
+                    [sys.executable, "-c", MEASURE, str(root), str(blob)], capture_output=True, text=True, check=True
+                ).stdout.split(maxsplit=1)
+                rates[name].append(float(out[0]))
+                print(f"run {i + 1} {name:11s} {float(out[0]):>9,.0f} events/s  ({out[1].strip()})", flush=True)
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    print(f"median: compiled {med['compiled']:,.0f}, interpreted {med['interpreted']:,.0f} events/s, "
+          f"ratio {med['compiled'] / med['interpreted']:.2f} ({summary()} installed)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
