@@ -3,12 +3,14 @@
 Everything else about the package is in pyproject.toml. The modules are compiled from their
 unchanged source (``annotation_typing`` off: type hints stay hints, Python semantics are kept);
 each extension is optional, so a machine without a C compiler installs the same modules
-uncompiled. The SHA-256 of every compiled source goes to ``pipeline/compiled-sources.json``,
-which ``pipeline.compiled.check_fresh`` compares against the sources before any command runs.
+uncompiled. The SHA-256 of every compiled source goes to ``pipeline/compiled-sources.json``
+(``SOURCES_FILE``), which ``pipeline.compiled.check_fresh`` compares against the sources before
+any command runs.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from pathlib import Path
@@ -20,17 +22,17 @@ HERE = Path(__file__).resolve().parent
 PACKAGE = HERE / "pipeline"
 
 
-def _modules() -> tuple[str, ...]:
-    """``MODULES`` read from pipeline/compiled.py without importing the package (build isolation)."""
-    scope: dict[str, object] = {}
-    text = (PACKAGE / "compiled.py").read_text()
-    start = text.index("MODULES = (")
-    exec(text[start : text.index(")", start) + 1], scope)  # a literal tuple of names
-    return scope["MODULES"]  # type: ignore[return-value]
+def _compiled_constant(name: str) -> object:
+    """A literal constant of pipeline/compiled.py, read without importing the package (build isolation)."""
+    for node in ast.parse((PACKAGE / "compiled.py").read_text()).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise LookupError(f"pipeline/compiled.py defines no {name}")
 
 
-MODULES = _modules()
-(PACKAGE / "compiled-sources.json").write_text(
+MODULES: tuple[str, ...] = _compiled_constant("MODULES")  # type: ignore[assignment]
+SOURCES_FILE: str = _compiled_constant("SOURCES_FILE")  # type: ignore[assignment]
+(PACKAGE / SOURCES_FILE).write_text(
     json.dumps({m: hashlib.sha256((PACKAGE / f"{m}.py").read_bytes()).hexdigest() for m in MODULES}, indent=1) + "\n"
 )
 EXTENSIONS = cythonize(

@@ -94,12 +94,17 @@ def make_data(events: int, accounts: int, seed: int, progress: bool = True) -> B
     return BenchData(items, len(seen), len({str(ev["event_id"]) for ev in raw}))
 
 
-def data_from_cli(doc: str, events: int, accounts: int) -> BenchData:
-    """The data of a measuring script: its ``--events``, ``--accounts`` and ``--seed`` flags
-    (``doc``'s first line is its help), built as ``bench`` builds them."""
+def script_parser(doc: str, events: int, accounts: int) -> argparse.ArgumentParser:
+    """A measuring script's ``--events``, ``--accounts`` and ``--seed`` flags (``doc``'s first line is its
+    help); the script may add its own before parsing."""
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--events", type=int, default=events)
     p.add_argument("--accounts", type=int, default=accounts)
     p.add_argument("--seed", type=int, default=2024)
-    args = p.parse_args()
+    return p
+
+
+def data_from_cli(doc: str, events: int, accounts: int) -> BenchData:
+    """The data of a measuring script (``script_parser``'s flags), built as ``bench`` builds them."""
+    args = script_parser(doc, events, accounts).parse_args()
     return make_data(args.events, args.accounts, args.seed)

@@ -10,7 +10,6 @@ package and the copy, ``--runs`` times each. Prints every run, the medians and t
 
 from __future__ import annotations
 
-import argparse
 import pickle
 import shutil
 import statistics
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.benchdata import make_data  # noqa: E402
+from pipeline.benchdata import make_data, script_parser  # noqa: E402
 from pipeline.compiled import summary  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,9 +37,8 @@ print(f"{measure_offline(Settings(), data):.0f} {summary()}")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for flag, default in (("--events", 300_000), ("--accounts", 30_000), ("--seed", 2024), ("--runs", 3)):
-        p.add_argument(flag, type=int, default=default)
+    p = script_parser(__doc__, events=300_000, accounts=30_000)
+    p.add_argument("--runs", type=int, default=3)
     args = p.parse_args()
     data, runs = make_data(args.events, args.accounts, args.seed), args.runs
     with tempfile.TemporaryDirectory() as tmp:

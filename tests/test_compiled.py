@@ -81,6 +81,7 @@ def test_doctests_pass_on_the_installed_modules() -> None:
             test = parser.get_doctest(doc, dict(vars(module)), f"{info.name}.{name}", str(source), line)
             examples += len(test.examples)
             runner.run(test)
+    print(f"{examples} doctest examples run")  # pytest -s shows it
     assert runner.failures == 0
     assert examples >= 60  # the examples exist and were run (68 when written)
 
