@@ -157,6 +157,7 @@ def measure_worker(stack: LocalStack, data: BenchData, timeout_s: float = 900.0)
             last_log = time.monotonic()
         time.sleep(0.1)
     tracked = _metric(port, "distillwatch_accounts_tracked") or data.accounts
+    frozen = _metric(port, "distillwatch_accounts_frozen")
     rss = rss_bytes(proc.pid)
     alerts = store.query(f"SELECT count() FROM {s.clickhouse_database}.alerts")[1][0][0]
     return {
@@ -170,6 +171,7 @@ def measure_worker(stack: LocalStack, data: BenchData, timeout_s: float = 900.0)
         "alert_messages_in_clickhouse": float(alerts),
         "worker_rss_mb": rss / 2**20,
         "state_bytes_per_account": (rss - rss_base) / tracked,
+        "accounts_frozen_share": frozen / tracked,
     }
 
 

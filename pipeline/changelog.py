@@ -51,6 +51,13 @@ class ShardStates:
             if st.incident is not None:
                 self.verdicts.remember_alert(st.incident.alert_id, account_id)
 
+    def discard_changes(self) -> None:
+        """Forget which accounts changed (a replay without a changelog: nothing to checkpoint)."""
+        for sh in self._shards.values():
+            for st in sh.dirty:
+                st.dirty = False
+            sh.dirty = []
+
     def drop_shard(self, shard: int) -> None:
         """Partition revoked: forget its state (the changelog has it)."""
         self._shards.pop(shard, None)
@@ -61,5 +68,9 @@ class ShardStates:
         return sh.clock if sh is not None else None
 
     def accounts_tracked(self) -> int:
-        """Accounts held in memory, over all shards."""
-        return sum(len(sh.accounts) for sh in self._shards.values())
+        """Accounts held in memory (frozen ones included), over all shards."""
+        return sum(len(sh.accounts) + len(sh.cold) for sh in self._shards.values())
+
+    def accounts_frozen(self) -> int:
+        """Accounts held frozen (compressed, ``cold``), over all shards."""
+        return sum(len(sh.cold) for sh in self._shards.values())

@@ -33,6 +33,7 @@ MODULES = (
     "alerts",
     "changelog",
     "clusters",
+    "cold",
     "contract",
     "detection",
     "engine",
@@ -90,7 +91,7 @@ def check_fresh(package_dir: Path | None = None) -> None:
 
 
 def summary() -> str:
-    """One line for logs and reports, e.g. ``16/16 core modules compiled``."""
+    """One line for logs and reports, e.g. ``17/17 core modules compiled``."""
     done = status()
     return f"{sum(done.values())}/{len(done)} core modules compiled"
 

@@ -26,7 +26,7 @@ from pipeline.features import TAU_LONG_MS, feature_vector
 from pipeline.linking import ip_prefix
 from pipeline.records import FeedbackRow, Outputs
 from pipeline.scoring import DETECTOR, scoring_records
-from pipeline.shard import Shard
+from pipeline.shard import FREEZE_SWEEP_MS, Shard
 from pipeline.verdicts import Verdicts
 
 CAT_SLOT = {c: CAT0 + i for c, i in CATEGORY_INDEX.items()}
@@ -44,7 +44,8 @@ class Engine(ShardStates):
         self._shards: dict[int, Shard] = {}
         self._out = Outputs()
         self.verdicts = Verdicts(config.fp_threshold_step)
-        self.duplicates = self.replayed = self.late = self.evicted = 0
+        self.duplicates = self.replayed = self.late = self.evicted = self.frozen = 0
+        self._freeze_ms = config.freeze_idle_ms
         self._lateness = config.allowed_lateness_ms
         self._min_events = config.min_events_to_score
         self._force_min = config.force_min_events
@@ -59,7 +60,7 @@ class Engine(ShardStates):
             self._tick(sh, ts)
         if ts > sh.clock:
             sh.clock = ts
-        st = sh.accounts.get(event.account_id) or self._new_account(sh, event, shard)
+        st = sh.accounts.get(event.account_id) or sh.thaw(event.account_id) or self._new_account(sh, event, shard)
         if offset <= st.last_offset:
             self.replayed += 1
             return
@@ -244,6 +245,9 @@ class Engine(ShardStates):
         if b // 3_600_000 != sh.evict_hour:
             sh.evict_hour = b // 3_600_000
             self.evicted += sh.evict_idle(b)
+        if self._freeze_ms and b // FREEZE_SWEEP_MS != sh.freeze_slot:
+            sh.freeze_slot = b // FREEZE_SWEEP_MS
+            self.frozen += sh.freeze_idle(b)
         sh.forget_recent(b - self.config.allowed_lateness_ms - 60_000)
 
     # -- worker API -------------------------------------------------------------
@@ -268,7 +272,7 @@ class Engine(ShardStates):
         if not a:
             return
         for sh in self._shards.values():
-            st = sh.accounts.get(a)
+            st = sh.accounts.get(a) or sh.thaw(a)
             if st is None:
                 continue
             self.verdicts.apply(st)

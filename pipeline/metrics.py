@@ -33,6 +33,9 @@ class Metrics:
             registry=r,
         )
         self.accounts_tracked = Gauge("distillwatch_accounts_tracked", "Accounts in memory", registry=r)
+        self.accounts_frozen = Gauge(
+            "distillwatch_accounts_frozen", "Accounts in memory held compressed (idle)", registry=r
+        )
         self.batch_seconds = Histogram(
             "distillwatch_batch_seconds", "Time to process one fetched batch", registry=r
         )

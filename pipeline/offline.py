@@ -32,6 +32,7 @@ class OfflineRunner:
         return self.drain() if self.n % self.drain_every == 0 else []
 
     def drain(self) -> list[Alert]:
+        self.engine.discard_changes()  # no changelog offline
         return self.route(self.engine.take_outputs())
 
     def route(self, out: Outputs) -> list[Alert]:

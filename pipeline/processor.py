@@ -228,6 +228,7 @@ class HotPath:
                 await self._commit(offsets)
             self._last_checkpoint = time.monotonic()
             self.metrics.accounts_tracked.set(self.engine.accounts_tracked())
+            self.metrics.accounts_frozen.set(self.engine.accounts_frozen())
             self.metrics.checkpoint_seconds.observe(time.perf_counter() - t0)
 
     async def _send_accounts_chunked(self, part: int) -> None:

@@ -1,8 +1,9 @@
 """One partition's detection state: its accounts, clocks and population model, and how it persists.
 
-A ``Shard`` holds everything ``Engine`` keeps for one Kafka partition: the accounts (``AccountState``),
-the closed minute buckets still held for late events, the indexes the engine's ticks walk (pending
-scorings, open incidents), the first-seen time of each model and the population ``Scorer``. It also
+A ``Shard`` holds everything ``Engine`` keeps for one Kafka partition: the accounts (``AccountState``;
+idle ones frozen in ``ColdAccounts``), the closed minute buckets still held for late events, the
+indexes the engine's ticks walk (pending scorings, open incidents), the first-seen time of each
+model and the population ``Scorer``. It also
 owns the minute bookkeeping of an account (roll, late events, model and infrastructure changes) and
 the changelog form of all that: one record per account plus one shard record (``SHARD_KEY``).
 """
@@ -14,12 +15,14 @@ from sys import intern
 import orjson
 
 from pipeline.account import CAT0, COT, ERR, EV, IN, LAT, NV, OUT, THR, TOOL, AccountState, MinuteBucket
+from pipeline.cold import ColdAccounts
 from pipeline.contract import CATEGORY_INDEX, Event
 from pipeline.detection import DetectionConfig, Scorer
 from pipeline.features import fold
 from pipeline.records import AggregateRow
 
 SHARD_KEY = "\x00shard"  # changelog key of the shard-level state (population model, clocks)
+FREEZE_SWEEP_MS = 300_000  # event time between two sweeps freezing idle accounts
 
 
 class Shard:
@@ -41,6 +44,8 @@ class Shard:
         "evict_hour",
         "evicted",
         "snapping",
+        "cold",
+        "freeze_slot",
     )
 
     def __init__(self, config: DetectionConfig) -> None:
@@ -59,6 +64,8 @@ class Shard:
         self.evict_hour = 0  # event-time hour of the last idle-account sweep
         self.evicted: list[str] = []  # evicted since the last checkpoint (changelog tombstones)
         self.snapping: list[AccountState] = []  # queued by begin_checkpoint, still to dump (dirty stays set)
+        self.cold = ColdAccounts()  # idle accounts, held compactly (``freeze_idle``)
+        self.freeze_slot = 0  # event-time slot (FREEZE_SWEEP_MS) of the last freezing sweep
 
     def mark(self, st: AccountState) -> None:
         """Queue ``st`` for the next checkpoint (once)."""
@@ -140,8 +147,42 @@ class Shard:
             del self.accounts[a]
             self.open.pop(a, None)
             self.pending.pop(a, None)
+        frozen = self.cold.idle_before(horizon)  # frozen accounts have no incident; bucket <= last event
+        for a in frozen:
+            self.cold.forget(a)
         self.evicted.extend(gone)
-        return len(gone)
+        self.evicted.extend(frozen)
+        return len(gone) + len(frozen)
+
+    def freeze_idle(self, now: int) -> int:
+        """Freeze accounts idle for ``freeze_idle_ms`` of event time (``cold``); returns how many.
+
+        Only accounts the engine's ticks have nothing to do for: no open incident, and fewer pending
+        events than a forced scoring needs (so none is due while frozen). An account changed since
+        the last checkpoint may freeze: the checkpoint writes its frozen record."""
+        horizon = now - self.config.freeze_idle_ms
+        least = self.config.force_min_events
+        idle = [
+            st for st in self.accounts.values() if st.prev_ts < horizon and st.incident is None and st.pending < least
+        ]
+        accounts, pending, cold = self.accounts, self.pending, self.cold
+        for st in idle:
+            a = st.account_id
+            del accounts[a]
+            pending.pop(a, None)
+            self.open.pop(a, None)  # resolved since the last tick
+            cold.freeze(st)
+        return len(idle)
+
+    def thaw(self, account_id: str) -> AccountState | None:
+        """A frozen account back in ``accounts`` (and re-queued if it had pending events); None if
+        it is not frozen."""
+        st = self.cold.thaw(account_id)
+        if st is not None:
+            self.accounts[st.account_id] = st
+            if st.pending:
+                self.pending[st.account_id] = st
+        return st
 
     def due(self, boundary: int, least: int) -> list[AccountState]:
         """Accounts whose forced scoring is due at ``boundary`` (``least`` new events or more), in
@@ -172,12 +213,15 @@ class Shard:
     def begin_checkpoint(self) -> list[tuple[str, bytes]]:
         """Tombstones and the shard record as they are now; the accounts changed since the last
         checkpoint are queued for ``checkpoint_accounts``."""
-        out = [(a, b"") for a in self.evicted if a not in self.accounts]  # tombstones: restore forgets them
+        accounts, cold = self.accounts, self.cold
+        # tombstones: restore forgets them
+        out = [(a, b"") for a in self.evicted if a not in accounts and a not in cold]
         self.evicted = []
         self.snapping.extend(self.dirty)  # their dirty flag stays set: a change meanwhile does not queue twice
         self.dirty = []
         recent = [[a, m, b.v, b.models] for m, held in self.recent.items() for a, b in held.items()]
-        head = [self.clock, self.next_boundary, self.models, self.start_ms, list(self.pending), recent,
+        pending = list(self.pending) + sorted(cold.pending)
+        head = [self.clock, self.next_boundary, self.models, self.start_ms, pending, recent,
                 self.evict_hour]  # fmt: skip
         out.append((SHARD_KEY, orjson.dumps(head) + b"\n" + self.scorer.snapshot()))
         return out
@@ -189,12 +233,16 @@ class Shard:
             return []
         chunk = self.snapping[-limit:]
         del self.snapping[-limit:]
-        accounts = self.accounts
+        accounts, cold = self.accounts, self.cold
         out = []
         for st in chunk:
             st.dirty = False
-            if accounts.get(st.account_id) is st:
-                out.append((st.account_id, _compact(orjson.dumps(st.dump()))))
+            a = st.account_id
+            now = accounts.get(a)
+            if now is st:
+                out.append((a, _compact(orjson.dumps(st.dump()))))
+            elif now is None and (record := cold.record(a)) is not None:  # frozen since: as frozen
+                out.append((a, record))
         return out
 
     def restore(self, key: str, blob: bytes) -> AccountState | None:
@@ -211,7 +259,9 @@ class Shard:
                 bk.v, bk.models = v, models
                 self.recent.setdefault(m, {})[a] = bk
             self.pending = {a: self.accounts[a] for a in pending if a in self.accounts}
+            self.cold.pending = {a for a in pending if a in self.cold}
             return None
+        self.cold.forget(key)  # a record replaces whatever is held
         if not blob:  # tombstone of an evicted account
             self.accounts.pop(key, None)
             self.pending.pop(key, None)

@@ -4,7 +4,8 @@
 
 Builds the data ``distillwatch bench`` builds (``benchdata.make_data``), runs the detection core over
 it as ``evaluate`` does, then prints the deep size (``sys.getsizeof``, each object counted once)
-per account of every ``AccountState`` slot and of the cluster detector's tables; the size and cost
+per warm account of every ``AccountState`` slot, the size of a frozen one (``cold``) and of the
+cluster detector's tables; the size and cost
 of an account's serialized form (what compacting idle accounts would hold and pay); and the gaps
 between an account's consecutive events (how often a compacted account would be loaded again).
 Deep size leaves out the allocator's overhead and fragmentation that a worker's RSS includes.
@@ -64,16 +65,21 @@ def main() -> None:
         seen.add(id(st))
         for name in AccountState.__slots__:
             per_slot[name] += deep_size(getattr(st, name), seen)
-    print(f"{n:,} accounts; engine state {sum(per_slot.values()) / n:,.0f} B/account (deep size)")
+    print(f"{n:,} warm accounts; engine state {sum(per_slot.values()) / n:,.0f} B/account (deep size)")
     for name, b in per_slot.most_common(16):
         print(f"  {b / n:7,.0f} B  {name}")
+    blobs = [b for sh in runner.engine._shards.values() for b in sh.cold.blobs.values()]
+    if blobs:
+        print(f"{len(blobs):,} frozen accounts (idle {Settings().freeze_idle_s} s): median "
+              f"{statistics.median(sys.getsizeof(b) for b in blobs):,.0f} B each (compressed record)")  # fmt: skip
     clusters = runner.clusters
     names = getattr(type(clusters), "__slots__", None) or list(vars(clusters))
     tables = {k: deep_size(getattr(clusters, k), seen) for k in names if k not in ("config", "policy")}
     shared = "strings shared with the engine not counted again"
-    print(f"cluster detector {sum(tables.values()) / n:,.0f} B/account ({shared})")
+    n_all = n + len(blobs)
+    print(f"cluster detector {sum(tables.values()) / n_all:,.0f} B/account ({shared})")
     for k, b in sorted(tables.items(), key=lambda kv: -kv[1])[:5]:
-        print(f"  {b / n:7,.0f} B  {k}")
+        print(f"  {b / n_all:7,.0f} B  {k}")
 
     sample = accounts[:5000]
     t0 = time.perf_counter()

@@ -5,7 +5,9 @@
 Builds the data ``distillwatch bench`` builds (``benchdata.make_data``), feeds it through an
 ``OfflineRunner`` (outputs drained every 4,096 events, a final tick past the last event), and
 prints the counts of alerts, aggregate rows, score rows and summaries with a SHA-256 over all of
-them (their ``repr``, in order) and the final checkpoint.
+them (their ``repr``, in order), then every account's final state (its changelog record by id,
+frozen accounts' as frozen, the checkpoint bookkeeping flag ``dirty`` left out) and the population
+model.
 Run it on two commits: equal digests mean a change left every output as it was.
 """
 
@@ -15,8 +17,11 @@ import hashlib
 import sys
 from pathlib import Path
 
+import orjson
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.account import AccountState  # noqa: E402
 from pipeline.alerts import Alert  # noqa: E402
 from pipeline.benchdata import data_from_cli  # noqa: E402
 from pipeline.detection import DetectionConfig  # noqa: E402
@@ -53,10 +58,19 @@ def main() -> None:
     for offset, (_, value) in enumerate(data.items):
         runner.feed(decode_event(value), offset)
     runner.finish()
-    for _, blob in runner.engine.dirty_snapshots(0):
-        runner.digest.update(blob)
+    dirty = AccountState.__slots__.index("dirty")
+    for sh in runner.engine._shards.values():
+        states = {a: st.dump() for a, st in sh.accounts.items()}
+        cold = getattr(sh, "cold", None)  # absent before the cold tier: the digest compares commits
+        states.update({a: orjson.loads(cold.record(a)) for a in cold.blobs} if cold is not None else {})
+        for a in sorted(states):
+            states[a][dirty] = False
+            runner.digest.update(orjson.dumps(states[a]))
+        runner.digest.update(sh.scorer.snapshot())
+    frozen = getattr(runner.engine, "frozen", 0)
     alerts, aggregates, scores, summaries = runner.counts
-    print(f"alerts {alerts:,}  aggregates {aggregates:,}  scores {scores:,}  summaries {summaries:,}")
+    print(f"alerts {alerts:,}  aggregates {aggregates:,}  scores {scores:,}  summaries {summaries:,}  "
+          f"freezes {frozen:,}")  # fmt: skip
     print(f"sha256 {runner.digest.hexdigest()}")
 
 
