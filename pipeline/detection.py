@@ -47,7 +47,7 @@ class DetectionConfig:
     quiet_ms: int = 3_600_000
     new_model_window_ms: int = 86_400_000
     idle_evict_ms: int = 86_400_000  # forget accounts idle this long (event time)
-    freeze_idle_ms: int = 900_000  # hold accounts idle this long compactly (0: never; ``cold``)
+    freeze_idle_ms: int = 1_800_000  # hold accounts idle this long compactly (0: never; ``cold``)
     fp_threshold_step: float = 0.1
     hst_trees: int = 10
     hst_height: int = 6

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     alert_threshold: float = Field(0.5, ge=0, le=1, description="score at which an incident opens")
     allowed_lateness_s: int = Field(600, ge=0, description="event-time lateness still aggregated")
     freeze_idle_s: int = Field(
-        900, ge=0, description="event-time idleness after which an account is held compressed (0: never)"
+        1800, ge=0, description="event-time idleness after which an account is held compressed (0: never)"
     )
     max_future_skew_s: int = Field(
         300, ge=0, description="events stamped further ahead of the worker's clock are dead-lettered (0: off)"

@@ -22,7 +22,7 @@ from pipeline.features import fold
 from pipeline.records import AggregateRow
 
 SHARD_KEY = "\x00shard"  # changelog key of the shard-level state (population model, clocks)
-FREEZE_SWEEP_MS = 300_000  # event time between two sweeps freezing idle accounts
+FREEZE_SWEEP_MS = 600_000  # event time between two sweeps freezing idle accounts
 
 
 class Shard:
