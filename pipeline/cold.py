@@ -51,10 +51,13 @@ class ColdAccounts:
 
     def freeze(self, st: AccountState) -> None:
         """Hold ``st`` compactly (the caller drops its own references)."""
-        a = st.account_id
-        self.blobs[a] = st.prev_ts.to_bytes(_HEAD, "little", signed=True) + zlib.compress(orjson.dumps(st.dump()), 1)
-        if st.pending:
-            self.pending.add(a)
+        self.hold(st.account_id, st.prev_ts, st.pending, orjson.dumps(st.dump()))
+
+    def hold(self, account_id: str, last_ts: int, pending: int, record: bytes) -> None:
+        """Hold an account's changelog ``record`` (its last event time and pending events given)."""
+        self.blobs[account_id] = last_ts.to_bytes(_HEAD, "little", signed=True) + zlib.compress(record, 1)
+        if pending:
+            self.pending.add(account_id)
 
     def thaw(self, account_id: str) -> AccountState | None:
         """The frozen account as it was (no longer held here), or None when it is not frozen."""

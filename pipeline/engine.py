@@ -60,7 +60,8 @@ class Engine(ShardStates):
             self._tick(sh, ts)
         if ts > sh.clock:
             sh.clock = ts
-        st = sh.accounts.get(event.account_id) or sh.thaw(event.account_id) or self._new_account(sh, event, shard)
+        a = event.account_id
+        st = sh.accounts.get(a) or self._thaw(sh, a) or self._new_account(sh, event, shard)
         if offset <= st.last_offset:
             self.replayed += 1
             return
@@ -173,6 +174,12 @@ class Engine(ShardStates):
         st.force_ms = ev.ts_ms + self.config.max_score_gap_ms
         self.verdicts.apply(st)
         sh.accounts[ev.account_id] = st
+        return st
+
+    def _thaw(self, sh: Shard, account_id: str) -> AccountState | None:
+        st = sh.thaw(account_id)
+        if st is not None:
+            self.verdicts.apply(st)  # restored frozen: verdicts are carried on at the thaw (a no-op otherwise)
         return st
 
     @staticmethod

@@ -3,9 +3,9 @@
 A ``Shard`` holds everything ``Engine`` keeps for one Kafka partition: the accounts (``AccountState``;
 idle ones frozen in ``ColdAccounts``), the closed minute buckets still held for late events, the
 indexes the engine's ticks walk (pending scorings, open incidents), the first-seen time of each
-model and the population ``Scorer``. It also
-owns the minute bookkeeping of an account (roll, late events, model and infrastructure changes) and
-the changelog form of all that: one record per account plus one shard record (``SHARD_KEY``).
+model and the population ``Scorer``. It also owns the minute bookkeeping of an account (roll, late
+events, model and infrastructure changes) and the changelog form of all that: one record per account
+plus one shard record (``SHARD_KEY``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pipeline.detection import DetectionConfig, Scorer
 from pipeline.features import fold
 from pipeline.records import AggregateRow
 
+_I_PREV_TS, _I_PENDING, _I_INCIDENT = (AccountState.__slots__.index(n) for n in ("prev_ts", "pending", "incident"))
 SHARD_KEY = "\x00shard"  # changelog key of the shard-level state (population model, clocks)
 FREEZE_SWEEP_MS = 600_000  # event time between two sweeps freezing idle accounts
 
@@ -246,8 +247,8 @@ class Shard:
         return out
 
     def restore(self, key: str, blob: bytes) -> AccountState | None:
-        """Load one changelog record; returns the account it restored (None for the shard record or a
-        tombstone)."""
+        """Load one changelog record; returns the account it restored warm (None for the shard record,
+        a tombstone or an account restored frozen: no open incident, nothing due)."""
         if key == SHARD_KEY:
             head, _, model = blob.partition(b"\n")
             self.clock, self.next_boundary, self.models, self.start_ms, pending, recent, *rest = orjson.loads(head)
@@ -267,7 +268,16 @@ class Shard:
             self.pending.pop(key, None)
             self.open.pop(key, None)
             return None
-        st = AccountState.load(orjson.loads(blob))
+        d = orjson.loads(blob)
+        if self.config.freeze_idle_ms and d[_I_INCIDENT] is None and d[_I_PENDING] < self.config.force_min_events:
+            # held frozen, as a running shard holds idle accounts: a restart needs no more memory than
+            # the run did (an account still active thaws at its next event)
+            self.accounts.pop(key, None)
+            self.pending.pop(key, None)
+            self.open.pop(key, None)
+            self.cold.hold(key, d[_I_PREV_TS], d[_I_PENDING], blob)
+            return None
+        st = AccountState.load(d)
         self.accounts[key] = st
         # In any record order the indexes follow the account's latest state (never a replaced object).
         if st.pending:

@@ -81,9 +81,24 @@ def test_checkpoint_and_restore_carry_frozen_accounts() -> None:
     for key, blob in snaps:
         b.restore(0, key, blob)
     assert b.accounts_tracked() == a.accounts_tracked() == tracked
-    assert b.accounts_frozen() == 0  # restored warm; the next sweep freezes them again
-    assert set(b._shards[0].pending) == set(sh.pending) | sh.cold.pending  # frozen pending accounts listed
+    bsh = b._shards[0]
+    assert b.accounts_frozen() == len(bsh.cold) > len(sh.cold)  # restored frozen unless an incident or due
+    assert not any(st.incident is None and st.pending < COLD.force_min_events for st in bsh.accounts.values())
+    assert set(bsh.pending) | bsh.cold.pending == set(sh.pending) | sh.cold.pending  # pending accounts listed
     assert _run(b, evs[half:], half) == ref_tail == _run(a, evs[half:], half)
+
+
+def test_an_account_restored_frozen_takes_earlier_verdicts_at_its_thaw() -> None:
+    a = Engine(COLD)
+    a.add(_one("x", T0), 0, 0)
+    snaps = a.dirty_snapshots(0)
+    b = Engine(COLD)
+    b.apply_feedback(FeedbackRow("allowlist", account_id="x"))  # the feedback topic, replayed at start
+    for key, blob in snaps:
+        b.restore(0, key, blob)
+    assert "x" in b._shards[0].cold
+    b.add(_one("x", T0 + 1000), 0, 1)
+    assert b._shards[0].accounts["x"].allowlisted
 
 
 def _one(account: str, ts: int, i: int = 0) -> Event:
