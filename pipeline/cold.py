@@ -1,12 +1,12 @@
 """Idle accounts held compactly: the cold tier of a shard's account states.
 
 An account idle for ``freeze_idle_ms`` of event time is kept as its changelog form (the JSON of
-``AccountState.dump``), zlib-compressed (~0.65 KB), instead of as ~50 slots, six sketches and two
-vectors of Python objects (~5 KB); its next event (or an analyst verdict) loads it back exactly as
-it was. (Compressing only after a further idle hour saved little CPU and held 0.8 KB more per
-account at the end of ``bench``'s data.) Freezing is
-invisible to detection: ``load(dump(st))`` is ``st`` (the raw-address memo aside, which only saves
-recomputing a prefix the sketch already holds), so outputs do not depend on what was frozen when.
+``AccountState.dump``), zlib-compressed (~0.5 KB), instead of as ~50 slots, six sketches and two
+vectors of Python objects (~5 KB; both from ``scripts/memory_breakdown.py``); its next event (or an
+analyst verdict) loads it back exactly as it was. A restore holds idle accounts frozen as their
+records come (``hold``). Freezing is invisible to detection: ``load(dump(st))`` is ``st`` (the
+raw-address memo aside, which only saves recomputing a prefix the sketch already holds), so outputs
+do not depend on what was frozen when.
 
 A blob is the account's last event time (8 bytes, for idle eviction without loading it) followed by
 the compressed record. Accounts frozen with pending events (fewer than a forced scoring needs) are

@@ -4,10 +4,9 @@
 
 Builds the data ``distillwatch bench`` builds (``benchdata.make_data``), runs the detection core over
 it as ``evaluate`` does, then prints the deep size (``sys.getsizeof``, each object counted once)
-per warm account of every ``AccountState`` slot, the size of a frozen one (``cold``) and of the
-cluster detector's tables; the size and cost
-of an account's serialized form (what compacting idle accounts would hold and pay); and the gaps
-between an account's consecutive events (how often a compacted account would be loaded again).
+per warm account of every ``AccountState`` slot, the size of the frozen ones (``cold``) and of the
+cluster detector's tables; what freezing a warm account holds and costs (freeze, thaw); and the
+gaps between an account's consecutive events (how often a frozen account is loaded again).
 Deep size leaves out the allocator's overhead and fragmentation that a worker's RSS includes.
 """
 
@@ -16,17 +15,15 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-import zlib
 from collections import Counter
 from pathlib import Path
-
-import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.account import AccountState  # noqa: E402
 from pipeline.benchdata import data_from_cli  # noqa: E402
 from pipeline.benchparts import measure_offline  # noqa: E402
+from pipeline.cold import ColdAccounts  # noqa: E402
 from pipeline.detection import DetectionConfig  # noqa: E402
 from pipeline.offline import OfflineRunner  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
@@ -82,15 +79,20 @@ def main() -> None:
         print(f"  {b / n_all:7,.0f} B  {k}")
 
     sample = accounts[:5000]
+    cold = ColdAccounts()
     t0 = time.perf_counter()
-    blobs = [orjson.dumps(st.dump()) for st in sample]
+    for st in sample:
+        cold.freeze(st)
     t1 = time.perf_counter()
-    for b in blobs:
-        AccountState.load(orjson.loads(b))
+    for st in sample:
+        cold.thaw(st.account_id)
     t2 = time.perf_counter()
-    print(f"serialized account: JSON {statistics.median(map(len, blobs)):,.0f} B, zlib "
-          f"{statistics.median(len(zlib.compress(b, 1)) for b in blobs):,.0f} B (medians); "
-          f"dump {(t1 - t0) / len(sample) * 1e6:.1f} µs, load {(t2 - t1) / len(sample) * 1e6:.1f} µs")  # fmt: skip
+    for st in sample:
+        cold.freeze(st)
+    json = statistics.median(len(cold.record(a) or b"") for a in cold.blobs)
+    print(f"frozen account (cold tier): JSON {json:,.0f} B, "
+          f"held {statistics.median(sys.getsizeof(b) for b in cold.blobs.values()):,.0f} B compressed (medians); "
+          f"freeze {(t1 - t0) / len(sample) * 1e6:.1f} µs, thaw {(t2 - t1) / len(sample) * 1e6:.1f} µs")  # fmt: skip
 
     last: dict[str, int] = {}
     gaps: list[int] = []
