@@ -158,14 +158,11 @@ class Shard:
     def freeze_idle(self, now: int) -> int:
         """Freeze accounts idle for ``freeze_idle_ms`` of event time (``cold``); returns how many.
 
-        Only accounts the engine's ticks have nothing to do for: no open incident, and fewer pending
-        events than a forced scoring needs (so none is due while frozen). An account changed since
-        the last checkpoint may freeze: the checkpoint writes its frozen record."""
+        Only accounts the engine's ticks have nothing to do for (``_freezable``). An account changed
+        since the last checkpoint may freeze: the checkpoint writes its frozen record."""
         horizon = now - self.config.freeze_idle_ms
-        least = self.config.force_min_events
-        idle = [
-            st for st in self.accounts.values() if st.prev_ts < horizon and st.incident is None and st.pending < least
-        ]
+        freezable = self._freezable
+        idle = [st for st in self.accounts.values() if st.prev_ts < horizon and freezable(st.incident, st.pending)]
         accounts, pending, cold = self.accounts, self.pending, self.cold
         for st in idle:
             a = st.account_id
@@ -174,6 +171,11 @@ class Shard:
             self.open.pop(a, None)  # resolved since the last tick
             cold.freeze(st)
         return len(idle)
+
+    def _freezable(self, incident: object, pending: int) -> bool:
+        """No open incident, and fewer pending events than a forced scoring needs (none is due while
+        frozen): the rule for the sweep and for a restore alike."""
+        return incident is None and pending < self.config.force_min_events
 
     def thaw(self, account_id: str) -> AccountState | None:
         """A frozen account back in ``accounts`` (and re-queued if it had pending events); None if
@@ -269,7 +271,7 @@ class Shard:
             self.open.pop(key, None)
             return None
         d = orjson.loads(blob)
-        if self.config.freeze_idle_ms and d[_I_INCIDENT] is None and d[_I_PENDING] < self.config.force_min_events:
+        if self.config.freeze_idle_ms and self._freezable(d[_I_INCIDENT], d[_I_PENDING]):
             # held frozen, as a running shard holds idle accounts: a restart needs no more memory than
             # the run did (an account still active thaws at its next event)
             self.accounts.pop(key, None)

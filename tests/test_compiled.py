@@ -95,7 +95,7 @@ def _digest(script: Path) -> str:
 
 
 def test_compiled_and_interpreted_cores_give_identical_outputs(tmp_path: Path) -> None:
-    """``scripts/output_digest.py`` (every alert, row and summary, and the final checkpoint) on the
+    """``scripts/output_digest.py`` (every alert, row and summary, and every account's final state) on the
     compiled package and on a copy of its Python sources alone."""
     shutil.copytree(ROOT / "pipeline", tmp_path / "pipeline", ignore=shutil.ignore_patterns("*.so", "*.c"))
     (tmp_path / "scripts").mkdir()
