@@ -1,9 +1,10 @@
 """Build hook: compiles the detection core (``pipeline.compiled.MODULES``) with Cython.
 
 Everything else about the package is in pyproject.toml. The modules are compiled from their
-unchanged source (``annotation_typing`` off: type hints stay hints, Python semantics are kept);
+unchanged source (``annotation_typing`` off: type hints stay hints, Python semantics are kept),
+with the C types of a module's ``.pxd`` beside it where there is one (typed locals of a few kernels);
 each extension is optional, so a machine without a C compiler installs the same modules
-uncompiled. The SHA-256 of every compiled source goes to ``pipeline/compiled-sources.json``
+uncompiled. The SHA-256 of every compiled source (.py and .pxd) goes to ``pipeline/compiled-sources.json``
 (``SOURCES_FILE``), which ``pipeline.compiled.check_fresh`` compares against the sources before
 any command runs.
 """
@@ -32,9 +33,18 @@ def _compiled_constant(name: str) -> object:
 
 MODULES: tuple[str, ...] = _compiled_constant("MODULES")  # type: ignore[assignment]
 SOURCES_FILE: str = _compiled_constant("SOURCES_FILE")  # type: ignore[assignment]
-(PACKAGE / SOURCES_FILE).write_text(
-    json.dumps({m: hashlib.sha256((PACKAGE / f"{m}.py").read_bytes()).hexdigest() for m in MODULES}, indent=1) + "\n"
-)
+
+
+def _source_digest(module: str) -> str:
+    """``pipeline.compiled.source_digest`` (the package cannot be imported here): its .py and .pxd."""
+    h = hashlib.sha256((PACKAGE / f"{module}.py").read_bytes())
+    pxd = PACKAGE / f"{module}.pxd"
+    if pxd.exists():
+        h.update(pxd.read_bytes())
+    return h.hexdigest()
+
+
+(PACKAGE / SOURCES_FILE).write_text(json.dumps({m: _source_digest(m) for m in MODULES}, indent=1) + "\n")
 EXTENSIONS = cythonize(
     [Extension(f"pipeline.{m}", [f"pipeline/{m}.py"]) for m in MODULES],
     compiler_directives={"language_level": 3, "annotation_typing": False},

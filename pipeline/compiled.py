@@ -2,9 +2,11 @@
 running ones are those builds, up to date with their source.
 
 The modules below are compiled from their unchanged Python source (Cython, pure-Python mode,
-annotations not used as C types), so they behave exactly as the ``.py`` files do — the test
-suite and ``scripts/output_digest.py`` check it — and run the offline core about 1.24x faster
-(``scripts/compiled_ab.py``). Without a C
+annotations not used as C types); a few kernels get C types for their locals from an augmenting
+``.pxd`` beside the module (``features.pxd``, ``sketches.pxd``: only where C computes the same values,
+bit for bit). So they behave exactly as the ``.py`` files do — the test suite and
+``scripts/output_digest.py`` check it — and run the offline core faster (``scripts/compiled_ab.py``
+measures it against the source, or with ``--baseline`` against another checkout). Without a C
 compiler the build installs them uncompiled and everything still works, only slower: ``status``
 tells which (the worker logs it, ``bench`` records it).
 
@@ -56,8 +58,12 @@ class StaleBuild(DistillWatchError):
 
 
 def source_digest(path: Path) -> str:
-    """SHA-256 (hex) of one module's source file."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """SHA-256 (hex) of one module's source: its .py, then its .pxd when it has one."""
+    h = hashlib.sha256(path.read_bytes())
+    pxd = path.with_suffix(".pxd")  # the C types of its compiled build (setup.py hashes the same way)
+    if pxd.exists():
+        h.update(pxd.read_bytes())
+    return h.hexdigest()
 
 
 def status() -> dict[str, bool]:

@@ -18,6 +18,10 @@ import sys
 from array import array
 from zlib import crc32
 
+_MIX1 = 0x9E3779B97F4A7C15  # SimhashNovelty's two multiplicative hashes (64-bit)
+_MIX2 = 0xC2B2AE3D27D4EB4F
+_MASK64 = 0xFFFFFFFFFFFFFFFF
+
 
 def pack(a: array) -> str:  # type: ignore[type-arg]
     """An array as hex of its little-endian bytes: exact, and one C call instead of a JSON number each.
@@ -99,8 +103,9 @@ class SimhashNovelty:
         self.near = near
 
     def observe(self, sh: int) -> int:
-        k1 = ((sh * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) >> 53  # all 64 bits mixed into 11
-        k2 = ((sh * 0xC2B2AE3D27D4EB4F) & 0xFFFFFFFFFFFFFFFF) >> 53
+        h = sh  # unsigned 64-bit in the compiled build (sketches.pxd): the products wrap as the mask does
+        k1 = ((h * _MIX1) & _MASK64) >> 53  # all 64 bits mixed into 11
+        k2 = ((h * _MIX2) & _MASK64) >> 53
         cur = self.cur
         old = self.old
         if (cur[k1 >> 3] >> (k1 & 7)) & (cur[k2 >> 3] >> (k2 & 7)) & 1 or (
@@ -247,8 +252,18 @@ def entropy(counts: list[float] | array) -> float:  # type: ignore[type-arg]
     >>> round(entropy([1, 1, 0, 0]), 3), entropy([5, 0, 0, 0])
     (0.5, 0.0)
     """
-    total = sum(counts)
-    if total <= 0 or len(counts) < 2:
+    n = len(counts)
+    total = 0.0  # C doubles in the compiled build (sketches.pxd), summed in order as sum() does
+    for i in range(n):
+        c = counts[i]
+        total += c
+    if total <= 0 or n < 2:
         return 0.0
-    h = -sum(c / total * math.log(c / total) for c in counts if c > 0)
-    return max(0.0, h / math.log(len(counts)))
+    acc = 0.0
+    for i in range(n):
+        c = counts[i]
+        if c > 0:
+            p = c / total
+            acc += p * math.log(p)
+    r = -acc / math.log(n)
+    return r if r > 0.0 else 0.0

@@ -6,12 +6,17 @@ from __future__ import annotations
 import ast
 import doctest
 import importlib
+import importlib.util
 import json
+import math
 import pkgutil
+import random
 import shutil
 import subprocess
 import sys
+from array import array
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -45,6 +50,16 @@ def test_stale_detects_an_edited_source(tmp_path: Path) -> None:
     (built / "engine.py").write_text("x = 2\n")
     assert compiled.stale(built) == ["engine"]
     assert compiled.stale(tmp_path / "nothing-compiled") == []
+
+
+def test_stale_detects_an_edited_pxd(tmp_path: Path) -> None:
+    """A module's .pxd (the C types of its build) is part of its source."""
+    built = _fake_build(tmp_path, "x = 1\n", None)
+    (built / "engine.pxd").write_text("cpdef f(double x)\n")
+    (built / compiled.SOURCES_FILE).write_text(json.dumps({"engine": compiled.source_digest(built / "engine.py")}))
+    assert compiled.stale(built) == []
+    (built / "engine.pxd").write_text("cpdef f(long x)\n")
+    assert compiled.stale(built) == ["engine"]
 
 
 def test_cli_refuses_a_stale_build(
@@ -103,3 +118,40 @@ def test_compiled_and_interpreted_cores_give_identical_outputs(tmp_path: Path) -
     pure = _digest(tmp_path / "scripts" / "output_digest.py")
     assert pure.startswith("sha256 ")
     assert _digest(ROOT / "scripts" / "output_digest.py") == pure
+
+
+def _source_module(name: str) -> ModuleType:
+    """``pipeline.<name>`` loaded from its .py alone (the compiled one is what ``import`` gives)."""
+    spec = importlib.util.spec_from_file_location(f"_py_{name}", ROOT / "pipeline" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_typed_kernels_compute_what_their_source_does() -> None:
+    """The .pxd-typed kernels (C doubles, 64-bit unsigned products) against their Python source on
+    random and extreme inputs, bit for bit: the compiled build must never change a value."""
+    from pipeline import features, sketches
+
+    py_f, py_s = _source_module("features"), _source_module("sketches")
+    rnd = random.Random(11)
+    c_nov, p_nov = sketches.SimhashNovelty(), py_s.SimhashNovelty()
+    last = 0
+    for i in range(50_000):
+        h = rnd.choice((rnd.getrandbits(64), last ^ (1 << rnd.randrange(64)), 0, 2**64 - 1, last))
+        assert c_nov.observe(h) == p_nov.observe(h), (i, h)
+        last = h
+    assert c_nov.dump() == p_nov.dump()
+    for _ in range(5_000):
+        n = rnd.randint(0, 26)
+        counts = [rnd.choice((0, 0.0, rnd.random(), rnd.random() * 1e6, rnd.randint(0, 50))) for _ in range(n)]
+        assert sketches.entropy(counts) == py_s.entropy(counts), counts
+        acc = array("f", (rnd.uniform(-1e6, 1e6) for _ in range(n)))
+        v = [rnd.choice((0, rnd.randint(0, 2**40), rnd.random() * 1e3)) for _ in range(n)]
+        d = rnd.choice((1.0, 0.0, rnd.random(), math.exp(-rnd.randint(0, 10**7) / 900_000)))
+        assert features.decayed(acc, d, v) == py_f.decayed(acc, d, v)
+        c_acc, p_acc = array("f", acc), array("f", acc)
+        features.decay_add(c_acc, d, v)
+        py_f.decay_add(p_acc, d, v)
+        assert c_acc.tobytes() == p_acc.tobytes()
