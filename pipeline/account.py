@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from array import array
 from operator import attrgetter
+from sys import intern
 from typing import Any
 
 from pipeline.alerts import Incident
@@ -184,6 +185,12 @@ class AccountState:
                 val = bk
             setattr(st, name, val)
         st.dirty = False
+        # A loaded account (restored, thawed) shares its strings with every other account, as the
+        # hot path's are (``Engine.add`` interns what an account keeps), and with the cluster detector.
+        st.account_id = st.bucket.account_id = intern(st.account_id)
+        st.org_id, st.last_model, st.last_ua = intern(st.org_id), intern(st.last_model), intern(st.last_ua)
+        st.last_pay, st.t1, st.t2 = intern(st.last_pay), intern(st.t1), intern(st.t2)
+        st.bucket.models = [intern(m) for m in st.bucket.models]
         return st
 
 

@@ -25,7 +25,6 @@ remembered by id, so the shard's checkpoint still lists them and a thaw re-queue
 from __future__ import annotations
 
 import zlib
-from sys import intern
 
 import orjson
 
@@ -65,10 +64,7 @@ class ColdAccounts:
         if blob is None:
             return None
         self.pending.discard(account_id)
-        st = AccountState.load(orjson.loads(zlib.decompress(memoryview(blob)[_HEAD:])))
-        st.account_id = st.bucket.account_id = intern(st.account_id)  # shared with the cluster detector
-        st.org_id = intern(st.org_id)
-        return st
+        return AccountState.load(orjson.loads(zlib.decompress(memoryview(blob)[_HEAD:])))
 
     def record(self, account_id: str) -> bytes | None:
         """The changelog record of a frozen account (None when it is not frozen)."""

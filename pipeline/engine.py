@@ -131,11 +131,15 @@ class Engine(ShardStates):
         th = event.template_hash
         tpl = st.tpl
         if th:
-            tpl.add(th)
             t1 = st.t1
             if th == t1:
+                tpl.add(t1)
                 v[TREP] += 1
             else:
+                # Strings an account keeps are interned: one copy per value across accounts (a
+                # campaign's templates, user agents, addresses), not one per account.
+                th = intern(th)
+                tpl.add(th)
                 if th == st.t2:
                     v[TREP] += 1
                 st.t2 = t1
@@ -148,14 +152,14 @@ class Engine(ShardStates):
             v[NEWM] += 1
         ip = event.ip
         if ip and ip != st.last_ip:
-            st.last_ip = ip
+            st.last_ip = intern(ip)
             st.ips.add(intern(ip_prefix(ip)))
         if event.user_agent != st.last_ua or event.asn != st.last_asn:
             self._infra_change(st, event)
         pay = event.payment_fingerprint
         if pay and pay != st.last_pay:
-            st.last_pay = pay
-            st.pays.add(intern(pay))
+            st.last_pay = pay = intern(pay)
+            st.pays.add(pay)
         n = st.pending + 1
         st.pending = n
         if n == 1:
@@ -184,7 +188,7 @@ class Engine(ShardStates):
 
     @staticmethod
     def _infra_change(st: AccountState, event: Event) -> None:
-        st.last_ua, st.last_asn = event.user_agent, event.asn
+        st.last_ua, st.last_asn = intern(event.user_agent), event.asn
         st.asn_ua.add(intern(f"{event.asn}|{event.user_agent[:64]}"))
 
     def _score(self, sh: Shard, st: AccountState, now: int) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import sys
 from array import array
+from sys import intern
 from zlib import crc32
 
 _MIX1 = 0x9E3779B97F4A7C15  # SimhashNovelty's two multiplicative hashes (64-bit)
@@ -197,7 +198,7 @@ class HeavyHitters:
     @classmethod
     def load(cls, d: list) -> HeavyHitters:  # type: ignore[type-arg]
         h = cls(d[1])
-        h.counts, h.total = dict(d[0]), d[2]
+        h.counts, h.total = {intern(k): c for k, c in d[0].items()}, d[2]
         return h
 
 
@@ -242,7 +243,7 @@ class DistinctSketch:
     @classmethod
     def load(cls, d: list) -> DistinctSketch:  # type: ignore[type-arg]
         s = cls(d[2], d[3])
-        s.mins, s.examples = unpack("I", d[0]), list(d[1])
+        s.mins, s.examples = unpack("I", d[0]), [intern(x) for x in d[1]]
         return s
 
 

@@ -17,7 +17,7 @@ from pipeline.linking import AccountSummary
 from pipeline.offline import run_offline
 from pipeline.records import FeedbackRow
 from pipeline.simulate import SimConfig, generate
-from pipeline.validation import event_from_dict
+from pipeline.validation import decode_event, event_from_dict
 
 T0 = 1_717_200_000_000
 CFG = DetectionConfig()
@@ -257,6 +257,26 @@ def test_memory_per_account_under_4kb() -> None:
     per = (tracemalloc.get_traced_memory()[0] - before) / n
     tracemalloc.stop()
     assert per < 4096, per
+
+
+def test_accounts_share_the_strings_they_keep() -> None:
+    """A user agent, address, template or payment fingerprint that many accounts use is held once
+    (decoding gives every event fresh strings), also by an account loaded from its record."""
+    e = Engine(CFG)
+    for a in range(2):
+        raw = orjson.dumps({
+            "event_id": f"s{a}", "ts": T0, "account_id": f"share{a}", "model": "m", "status": 200,
+            "input_tokens": 1, "output_tokens": 1, "payment_fingerprint": "pf-shared",
+            "client": {"ip": "10.9.8.7", "user_agent": "agent/1.0"},
+            "prompt": {"template_hash": "abcdef01"},
+        })  # fmt: skip
+        e.add(decode_event(raw), 0, a)
+    s0, s1 = (e._shards[0].accounts[f"share{a}"] for a in range(2))
+    loaded = AccountState.load(orjson.loads(orjson.dumps(s1.dump())))
+    for st in (s1, loaded):
+        assert st.last_ua is s0.last_ua and st.last_pay is s0.last_pay and st.t1 is s0.t1
+        assert next(iter(st.tpl.counts)) is s0.t1 and st.pays.examples[0] is s0.last_pay
+    assert s1.last_ip is s0.last_ip and loaded.account_id is s1.account_id
 
 
 def test_idle_accounts_evicted_with_tombstone_and_return_fresh() -> None:
