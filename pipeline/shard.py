@@ -145,9 +145,7 @@ class Shard:
             if st.prev_ts < horizon and st.bucket.minute_ms < horizon and st.incident is None
         ]
         for a in gone:
-            del self.accounts[a]
-            self.open.pop(a, None)
-            self.pending.pop(a, None)
+            self._drop(a)
         frozen = self.cold.idle_before(horizon)  # frozen accounts have no incident; bucket <= last event
         for a in frozen:
             self.cold.forget(a)
@@ -163,14 +161,16 @@ class Shard:
         horizon = now - self.config.freeze_idle_ms
         freezable = self._freezable
         idle = [st for st in self.accounts.values() if st.prev_ts < horizon and freezable(st.incident, st.pending)]
-        accounts, pending, cold = self.accounts, self.pending, self.cold
         for st in idle:
-            a = st.account_id
-            del accounts[a]
-            pending.pop(a, None)
-            self.open.pop(a, None)  # resolved since the last tick
-            cold.freeze(st)
+            self._drop(st.account_id)  # an incident resolved since the last tick leaves ``open`` too
+            self.cold.freeze(st)
         return len(idle)
+
+    def _drop(self, account_id: str) -> None:
+        """Forget an account's warm state and the indexes that point at it (a no-op if it has none)."""
+        self.accounts.pop(account_id, None)
+        self.pending.pop(account_id, None)
+        self.open.pop(account_id, None)
 
     def _freezable(self, incident: object, pending: int) -> bool:
         """No open incident, and fewer pending events than a forced scoring needs (none is due while
@@ -264,32 +264,24 @@ class Shard:
             self.pending = {a: self.accounts[a] for a in pending if a in self.accounts}
             self.cold.pending = {a for a in pending if a in self.cold}
             return None
-        self.cold.forget(key)  # a record replaces whatever is held
-        if not blob:  # tombstone of an evicted account
-            self.accounts.pop(key, None)
-            self.pending.pop(key, None)
-            self.open.pop(key, None)
+        # A record replaces whatever is held, so in any record order the indexes follow the account's
+        # latest state (never a replaced object); a tombstone (evicted account) leaves nothing.
+        self.cold.forget(key)
+        self._drop(key)
+        if not blob:
             return None
         d = orjson.loads(blob)
         if self.config.freeze_idle_ms and self._freezable(d[_I_INCIDENT], d[_I_PENDING]):
             # held frozen, as a running shard holds idle accounts: a restart needs no more memory than
             # the run did (an account still active thaws at its next event)
-            self.accounts.pop(key, None)
-            self.pending.pop(key, None)
-            self.open.pop(key, None)
             self.cold.hold(key, d[_I_PREV_TS], d[_I_PENDING], blob)
             return None
         st = AccountState.load(d)
         self.accounts[key] = st
-        # In any record order the indexes follow the account's latest state (never a replaced object).
         if st.pending:
             self.pending[key] = st
-        else:
-            self.pending.pop(key, None)
         if st.incident is not None:
             self.open[key] = st
-        else:
-            self.open.pop(key, None)
         return st
 
 

@@ -230,7 +230,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.tuning import preload, tune_gc
 
     configure_logging(args.log_level)
-    log.info("detection core: %s", summary())  # uncompiled (no C compiler at install): 1.41x slower offline
+    log.info("detection core: %s", summary())  # uncompiled (no C compiler at install): slower, README
     app = create_app(settings)
     preload()
     tune_gc()

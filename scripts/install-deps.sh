@@ -33,7 +33,7 @@ if ! [ -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1; then
 fi
 
 # A C compiler and Python's headers: setup.py compiles the detection core with Cython (without
-# them it installs the same modules uncompiled, 1.41x slower by scripts/compiled_ab.py, and
+# them it installs the same modules uncompiled, slower (scripts/compiled_ab.py measures it), and
 # tests/test_compiled.py fails).
 PY_INCLUDE="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
 if ! command -v gcc >/dev/null 2>&1 || ! [ -e "$PY_INCLUDE/Python.h" ]; then
