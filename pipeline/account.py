@@ -143,7 +143,7 @@ class AccountState:
         self.incident: Incident | None = None
         self.dups = self.late = self.events = 0
         self.dirty = False
-        self.cusum = 0  # chain-of-thought CUSUM in tenths (see engine.COT_CUSUM_LEVEL)
+        self.cusum = 0  # chain-of-thought CUSUM in tenths (see counting.COT_CUSUM_LEVEL)
         self.row_ms = -(1 << 62)  # event time of the last scoring that emitted rows
 
     # -- persistence ---------------------------------------------------------
@@ -186,7 +186,7 @@ class AccountState:
             setattr(st, name, val)
         st.dirty = False
         # A loaded account (restored, thawed) shares its strings with every other account, as the
-        # hot path's are (``Engine.add`` interns what an account keeps), and with the cluster detector.
+        # hot path's are (``counting.count`` interns what an account keeps), and with the cluster detector.
         st.account_id = st.bucket.account_id = intern(st.account_id)
         st.org_id, st.last_model, st.last_ua = intern(st.org_id), intern(st.last_model), intern(st.last_ua)
         st.last_pay, st.t1, st.t2 = intern(st.last_pay), intern(st.t1), intern(st.t2)

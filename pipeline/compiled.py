@@ -37,6 +37,7 @@ MODULES = (
     "clusters",
     "cold",
     "contract",
+    "counting",
     "detection",
     "engine",
     "features",

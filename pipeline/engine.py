@@ -1,7 +1,7 @@
 """The detection core the Kafka worker drives (and ``evaluate`` replays): plain Python, event time only.
 
-``add`` is the hot path: a dict lookup, replay/duplicate checks and counter
-increments in the account's minute bucket. Scoring (features, River) runs at
+``add`` is the hot path: a dict lookup, then ``counting.count`` (replay/duplicate
+checks and counter increments in the account's minute bucket). Scoring (features, River) runs at
 most once per account per ``score_interval`` at deterministic event-time
 points: when an account's own event reaches its next score time with enough new
 events, or at a shard boundary (multiples of ``score_interval``) for accounts
@@ -15,24 +15,18 @@ on how the stream was batched.
 from __future__ import annotations
 
 from sys import intern
-from zlib import crc32
 
-from pipeline.account import CAT0, COT, ERR, GAP, GAP2, LAT, NEAR, NEWM, NGAP, NOVEL, THR, TOOL, TREP, AccountState
+from pipeline.account import AccountState
 from pipeline.alerts import IncidentPolicy, severity_of
 from pipeline.changelog import ShardStates
-from pipeline.contract import CATEGORY_INDEX, Event
+from pipeline.contract import Event
+from pipeline.counting import COT_CUSUM_LEVEL, DUE, DUPLICATE, LATE, REPLAYED, count
 from pipeline.detection import HARVEST_TERM, DetectionConfig
 from pipeline.features import TAU_LONG_MS, feature_vector
-from pipeline.linking import ip_prefix
 from pipeline.records import FeedbackRow, Outputs
 from pipeline.scoring import DETECTOR, scoring_records
 from pipeline.shard import FREEZE_SWEEP_MS, Shard
 from pipeline.verdicts import Verdicts
-
-CAT_SLOT = {c: CAT0 + i for c, i in CATEGORY_INDEX.items()}
-# Sequential evidence: a chain-of-thought CUSUM (+0.6 per CoT event, -0.4 otherwise, in tenths) at or
-# above this level lets an account be scored every interval with any new event instead of 10.
-COT_CUSUM_LEVEL = 15
 
 
 class Engine(ShardStates):
@@ -62,112 +56,15 @@ class Engine(ShardStates):
             sh.clock = ts
         a = event.account_id
         st = sh.accounts.get(a) or self._thaw(sh, a) or self._new_account(sh, event, shard)
-        if offset <= st.last_offset:
-            self.replayed += 1
-            return
-        st.last_offset = offset
-        if not st.dirty:
-            st.dirty = True
-            sh.dirty.append(st)
-        h = crc32(event.event_id.encode()) or 1
-        ids = st.ids
-        ring = ids.ring
-        if h in ring:
-            st.dups += 1
-            self.duplicates += 1
-            return
-        pos = ids.pos
-        ring[pos] = h
-        ids.pos = (pos + 1) & 15
-        st.events += 1
-        b = st.bucket
-        minute = ts - ts % 60_000
-        if minute != b.minute_ms:
-            if minute > b.minute_ms and ts >= sh.clock - self._lateness:
-                sh.roll(st, minute)
-                b = st.bucket
-            else:
-                self.late += 1
-                sh.late(st, event, minute)
-                return
-        if not b.dirty:
-            b.dirty = True
-            sh.agg_dirty.append(b)
-        v = b.v
-        v[0] += 1  # EV
-        v[1] += event.input_tokens  # IN
-        v[2] += event.output_tokens  # OUT
-        status = event.status
-        if status >= 429:
-            if status == 429:
-                v[THR] += 1
-            elif status >= 500:
-                v[ERR] += 1
-        if event.cot:  # CUSUM of chain-of-thought share vs 0.4, in tenths (small ints: no allocation)
-            v[COT] += 1
-            c = st.cusum + 6
-            st.cusum = c if c < 200 else 200
-        elif st.cusum:
-            c = st.cusum - 4
-            st.cusum = c if c > 0 else 0
-        if event.tools:
-            v[TOOL] += 1
-        cat = event.category
-        if cat:
-            v[CAT_SLOT[cat]] += 1
-        v[LAT] += event.latency_ms
-        gap = ts - st.prev_ts
-        if gap > 0:
-            st.prev_ts = ts
-            if gap < 600_000:
-                v[GAP] += gap
-                v[GAP2] += gap * gap
-                v[NGAP] += 1
-        if event.simhash >= 0:
-            if st.nov.observe(event.simhash):
-                v[NEAR] += 1
-            else:
-                v[NOVEL] += 1
-        th = event.template_hash
-        tpl = st.tpl
-        if th:
-            t1 = st.t1
-            if th == t1:
-                tpl.add(t1)
-                v[TREP] += 1
-            else:
-                # Strings an account keeps are interned: one copy per value across accounts (a
-                # campaign's templates, user agents, addresses), not one per account.
-                th = intern(th)
-                tpl.add(th)
-                if th == st.t2:
-                    v[TREP] += 1
-                st.t2 = t1
-                st.t1 = th
-        else:
-            tpl.total += 1
-        if event.model != st.last_model:
-            sh.model_change(st, event.model, ts)
-        if st.model_new:
-            v[NEWM] += 1
-        ip = event.ip
-        if ip and ip != st.last_ip:
-            st.last_ip = intern(ip)
-            st.ips.add(intern(ip_prefix(ip)))
-        if event.user_agent != st.last_ua or event.asn != st.last_asn:
-            self._infra_change(st, event)
-        pay = event.payment_fingerprint
-        if pay and pay != st.last_pay:
-            st.last_pay = pay = intern(pay)
-            st.pays.add(pay)
-        n = st.pending + 1
-        st.pending = n
-        if n == 1:
-            sh.pending[st.account_id] = st
-        if ts >= st.next_score_ms and (
-            n >= self._min_events or st.cusum >= COT_CUSUM_LEVEL or (ts >= st.force_ms and n >= self._force_min)
-        ):
+        outcome = count(sh, st, event, offset, self._lateness, self._min_events, self._force_min)
+        if outcome == DUE:
             self._score(sh, st, ts)
+        elif outcome == REPLAYED:
+            self.replayed += 1
+        elif outcome == DUPLICATE:
+            self.duplicates += 1
+        elif outcome == LATE:
+            self.late += 1
 
     # -- per account-minute / per score ---------------------------------------
     def _new_account(self, sh: Shard, ev: Event, shard: int) -> AccountState:
@@ -185,11 +82,6 @@ class Engine(ShardStates):
         if st is not None:
             self.verdicts.apply(st)  # restored frozen: verdicts are carried on at the thaw (a no-op otherwise)
         return st
-
-    @staticmethod
-    def _infra_change(st: AccountState, event: Event) -> None:
-        st.last_ua, st.last_asn = intern(event.user_agent), event.asn
-        st.asn_ua.add(intern(f"{event.asn}|{event.user_agent[:64]}"))
 
     def _score(self, sh: Shard, st: AccountState, now: int) -> None:
         cfg = self.config

@@ -6,6 +6,7 @@ the closed bucket is folded into two exponentially decayed accumulators
 (short = 15 min, long = 6 h). Features are computed from those at scoring
 time, never per event.
 
+>>> from pipeline.account import AccountState  # cimported by the compiled build (features.pxd)
 >>> st = AccountState("a", 0, created_ms=0, first_ms=0)
 >>> st.bucket.v[EV] += 3; st.bucket.v[COT] += 3
 >>> f = feature_vector(st, 60_000)
@@ -99,7 +100,8 @@ def decayed(acc: array, d: float, v: list[Any]) -> list[float]:  # type: ignore[
 
 
 def fold(st: AccountState, new_minute_ms: int) -> None:
-    """Close the current bucket: decay the accumulators to its minute and add it in."""
+    """Close the current bucket: decay the accumulators to its minute and add it in (``features.pxd``
+    types it for the compiled build: the account's fields are C integers)."""
     b = st.bucket
     m = b.minute_ms
     dt = m - st.fold_ms
@@ -116,8 +118,10 @@ def fold(st: AccountState, new_minute_ms: int) -> None:
     if d > -24:
         st.hours |= 1 << -d
     slot = m // SLOT_MS
-    if slot != st.act_slot:
-        st.act_mask = (st.act_mask << min(48, slot - st.act_slot)) & MASK48
+    k = slot - st.act_slot
+    if k:
+        # (act_mask << k) & MASK48, never wider than 48 bits on the way (a C integer when compiled)
+        st.act_mask = (st.act_mask & (MASK48 >> k)) << k if k < 48 else 0
         st.act_slot = slot
     st.act_mask |= 1
     if m - st.tpl_decay_ms >= 3_600_000:

@@ -12,10 +12,12 @@ Deep size leaves out the allocator's overhead and fragmentation that a worker's 
 
 from __future__ import annotations
 
+import re
 import statistics
 import sys
 import time
 from collections import Counter
+from functools import cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,9 +31,30 @@ from pipeline.offline import OfflineRunner  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.validation import decode_event  # noqa: E402
 
+C_TYPES = re.compile(r"^\s+cdef public (?:long long|double|bint) (.+)$")
+
+
+@cache
+def c_fields(cls: type) -> frozenset[str]:
+    """Fields a compiled extension type holds as C values (its module's .pxd): reading one makes a
+    new object, which the account does not hold, so deep size leaves them out."""
+    source = getattr(sys.modules.get(cls.__module__), "__file__", None) or ""
+    pxd = Path(source).parent / (cls.__module__.rpartition(".")[2] + ".pxd")
+    if not source.endswith(".so") or not pxd.exists():
+        return frozenset()
+    names: set[str] = set()
+    inside = False
+    for line in pxd.read_text().splitlines():
+        if line.startswith("cdef class "):
+            inside = line == f"cdef class {cls.__name__}:"
+        elif inside and (m := C_TYPES.match(line)):
+            names.update(n.strip() for n in m.group(1).split(","))
+    return frozenset(names)
+
 
 def deep_size(obj: object, seen: set[int]) -> int:
-    """Bytes of ``obj`` and everything it reaches (slots, containers), each object once."""
+    """Bytes of ``obj`` and everything it reaches (slots, containers), each object once (C fields of
+    a compiled extension type are inside the object: ``c_fields``)."""
     if id(obj) in seen:
         return 0
     seen.add(id(obj))
@@ -42,8 +65,9 @@ def deep_size(obj: object, seen: set[int]) -> int:
         return size + sum(deep_size(k, seen) + deep_size(v, seen) for k, v in obj.items())
     if isinstance(obj, list | tuple | set | frozenset):
         return size + sum(deep_size(v, seen) for v in obj)
+    skip = c_fields(type(obj))
     for name in getattr(type(obj), "__slots__", ()):
-        if hasattr(obj, name):
+        if name not in skip and hasattr(obj, name):
             size += deep_size(getattr(obj, name), seen)
     return size
 
@@ -57,10 +81,11 @@ def main() -> None:
     n = len(accounts)
     seen: set[int] = set()
     per_slot: Counter[str] = Counter()
+    names = [n for n in AccountState.__slots__ if n not in c_fields(AccountState)]
     for st in accounts:
         per_slot["(the object)"] += sys.getsizeof(st)
         seen.add(id(st))
-        for name in AccountState.__slots__:
+        for name in names:
             per_slot[name] += deep_size(getattr(st, name), seen)
     print(f"{n:,} warm accounts; engine state {sum(per_slot.values()) / n:,.0f} B/account (deep size)")
     for name, b in per_slot.most_common(16):

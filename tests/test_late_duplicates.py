@@ -173,7 +173,7 @@ def test_gap_minute_within_lateness_is_counted(counted: dict[tuple[str, int], in
     assert counted.get(("gap", 2)) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="known limit (engine.py): an account remembers its last 16 event ids; "
+@pytest.mark.xfail(strict=True, reason="known limit (counting.py): an account remembers its last 16 event ids; "
                    "a retry after 16 newer events of the same account is counted again")  # fmt: skip
 def test_retry_after_16_newer_events_counted_once(counted: dict[tuple[str, int], int]) -> None:
     assert counted[("dup16", 9)] == 18

@@ -1,0 +1,40 @@
+# Cython declarations for the compiled build of account.py (an "augmenting" .pxd: the .py stays
+# plain Python). The account and its minute bucket become extension types whose integer, float and
+# flag fields are C values in the object itself (a Python int slot costs an 8-byte pointer plus a
+# 32-byte int object per timestamp); every field stays a public attribute with Python semantics:
+# reads give Python ints, floats and bools, a value outside 64 bits raises OverflowError.
+# Typed code (engine.pxd) reads and writes the C fields directly.
+
+cdef class MinuteBucket:
+    cdef public object account_id
+    cdef public long long minute_ms
+    cdef public list v
+    cdef public list models
+    cdef public bint dirty
+
+cdef class AccountState:
+    cdef public object account_id
+    cdef public long long shard, last_offset, created_ms, first_ms, prev_ts
+    cdef public object org_id
+    cdef public MinuteBucket bucket
+    cdef public object ids, nov, tpl, ips, asn_ua, pays
+    cdef public object last_model
+    cdef public bint model_new
+    cdef public object last_ip, last_ua
+    cdef public long long last_asn
+    cdef public object last_pay
+    cdef public object short, long
+    cdef public long long fold_ms, hours, hour_last, act_mask, act_slot, dom_mask, dom_old, dom_rot_ms
+    cdef public long long pending, next_score_ms, force_ms, last_score_ms
+    cdef public double last_score
+    cdef public object own
+    cdef public long long own_n
+    cdef public double fp_bias
+    cdef public bint confirmed, allowlisted
+    cdef public object incident
+    cdef public long long dups, late, events
+    cdef public bint dirty
+    cdef public long long tpl_decay_ms
+    cdef public bint has_old_model
+    cdef public object t1, t2
+    cdef public long long cusum, row_ms

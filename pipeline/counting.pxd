@@ -1,0 +1,10 @@
+# Cython declarations for the compiled build of counting.py (an "augmenting" .pxd: the .py stays plain
+# Python). ``count`` reads and writes the account's and its bucket's C fields (account.pxd) directly;
+# integer locals are C 64-bit with Python's semantics (floor modulo, OverflowError past 64 bits).
+import cython
+from pipeline.account cimport AccountState, MinuteBucket
+
+@cython.locals(b=MinuteBucket, v=list, ts=cython.longlong, minute=cython.longlong, status=cython.longlong,
+               c=cython.longlong, gap=cython.longlong, n=cython.longlong)
+cpdef int count(sh, AccountState st, event, long long offset, long long lateness, long long min_events,
+                long long force_min) except -1
