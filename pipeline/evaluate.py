@@ -4,7 +4,9 @@ An account counts as detected when an ``open``/``update`` alert of severity
 medium or above names it (cluster alerts name their members in ``accounts``).
 Time-to-detect is event time from the account's first event to that alert.
 The replay is the worker's path: ``decode_event`` per line (invalid lines are
-counted, not fatal), ``Engine`` on one partition, summaries into ``ClusterDetector``.
+counted, not fatal), ``Engine`` on one partition, summaries into ``ClusterDetector``. Like the
+worker, it sets aside an event stamped more than ``max_future_skew_s`` ahead of the wall clock
+(counted as ``future_events``): one such event would move the event-time clock there.
 """
 
 from __future__ import annotations
@@ -46,22 +48,25 @@ def evaluate_file(
     config: Any = None,
     alerts_out: IO[bytes] | None = None,
     progress: bool = True,
+    max_future_skew_ms: int = 0,
 ) -> dict[str, Any]:
-    """Replay ``events_path`` and return the metrics dict (also what ``--json`` writes)."""
+    """Replay ``events_path`` and return the metrics dict (also what ``--json`` writes); events stamped
+    over ``max_future_skew_ms`` ahead of the wall clock are set aside as the worker's are (0: none)."""
     import orjson
 
     from pipeline.detection import DetectionConfig
     from pipeline.errors import DistillWatchError, InvalidEvent
     from pipeline.offline import OfflineRunner
     from pipeline.tuning import tune_gc
-    from pipeline.validation import decode_event
+    from pipeline.validation import MAX_TS_MS, decode_event
 
     tune_gc()
     config = config or DetectionConfig()
     runner = OfflineRunner(config)
     first_ts: dict[str, int] = {}
     detected: dict[str, int] = {}
-    n_alerts = invalid = n = 0
+    n_alerts = invalid = future = n = 0
+    horizon = int(time.time() * 1000) + max_future_skew_ms if max_future_skew_ms else MAX_TS_MS
 
     def consume(alerts: list[Any]) -> None:
         nonlocal n_alerts
@@ -96,6 +101,9 @@ def evaluate_file(
             except InvalidEvent:
                 invalid += 1
                 continue
+            if ev.ts_ms > horizon:
+                future += 1
+                continue
             n += 1
             if ev.account_id not in first_ts:
                 first_ts[ev.account_id] = ev.ts_ms
@@ -103,7 +111,7 @@ def evaluate_file(
     consume(runner.finish())
     elapsed = time.perf_counter() - t0
     bar.close()
-    return _metrics(labels, first_ts, detected, n, invalid, n_alerts, elapsed)
+    return _metrics(labels, first_ts, detected, n, invalid, future, n_alerts, elapsed)
 
 
 def _metrics(
@@ -112,6 +120,7 @@ def _metrics(
     detected: dict[str, int],
     n: int,
     invalid: int,
+    future: int,
     n_alerts: int,
     elapsed: float,
 ) -> dict[str, Any]:
@@ -135,6 +144,7 @@ def _metrics(
     return {
         "events": n,
         "invalid_lines": invalid,
+        "future_events": future,
         "alerts": n_alerts,
         "precision": round(precision, 4),
         "recall": round(recall, 4),
@@ -151,7 +161,8 @@ def _metrics(
 
 def format_report(m: dict[str, Any]) -> str:
     lines = [
-        f"events {m['events']}  invalid lines {m['invalid_lines']}  alerts emitted {m['alerts']}  "
+        f"events {m['events']}  invalid lines {m['invalid_lines']}  future-stamped {m['future_events']}  "
+        f"alerts emitted {m['alerts']}  "
         f"{m['events_per_s']} events/s ({m['seconds']} s)",
         f"precision {m['precision']:.3f}  recall {m['recall']:.3f}  F1 {m['f1']:.3f}  "
         f"(tp {m['tp']}, fp {m['fp']}, fn {m['fn']})",
@@ -193,7 +204,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     except OSError as exc:
         raise DistillWatchError(f"cannot write alerts: {exc}") from None
     try:
-        m = evaluate_file(args.events, labels, cfg, out)
+        m = evaluate_file(args.events, labels, cfg, out, max_future_skew_ms=settings.max_future_skew_s * 1000)
     finally:
         if out is not None:
             out.close()

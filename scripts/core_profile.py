@@ -9,8 +9,8 @@ cluster detector's time per summary; the core's events/s, the cyclic GC's share 
 pass's resident growth per account and the size and cost of the cluster detector's snapshot; then a
 table of what each operation costs (timed on up to 20,000 of the accounts the pass left, best of
 3) times how often an event needs it, against the pass's measured µs per event (the rest is
-``Engine.add``'s own bookkeeping, ticks and draining). The counters wrap engine methods, so the
-events/s printed here is a little below ``bench``'s offline figure.
+``Engine.add``'s and ``counting.count``'s own bookkeeping, ticks and draining). The counters wrap
+engine methods, so the events/s printed here is a little below ``bench``'s offline figure.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def _operation_costs(
     listed = sum(us * rate for _, us, rate in ops)
     print(f"{'listed operations':40s} {'':8s} {'':9s} {listed:8.2f}")
     print(f"{'the pass, measured (µs per event)':40s} {'':8s} {'':9s} {total_us:8.2f}")
-    print(f"{'the rest: Engine.add, ticks, draining':40s} {'':8s} {'':9s} {total_us - listed:8.2f}")
+    print(f"{'the rest: add + count, ticks, draining':40s} {'':8s} {'':9s} {total_us - listed:8.2f}")
 
 
 def _gc_clock(acc: list[list[float]], start: list[float], phase: str, generation: int) -> None:

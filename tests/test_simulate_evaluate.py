@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,31 @@ def test_user_mistakes_are_one_line_errors(tmp_path: Path, capsys: pytest.Captur
     assert main(["evaluate", str(tmp_path / "missing.jsonl"), "--labels", str(tmp_path / "nope.csv")]) == 2
     err = capsys.readouterr().err
     assert "header" in err and "Traceback" not in err
+
+
+def test_evaluate_sets_aside_future_stamped_events_as_the_worker_does(tmp_path: Path) -> None:
+    """An event stamped a day ahead of the wall clock, in the middle of a file: ``evaluate`` sets it
+    aside (the worker dead-letters it, ``max_future_skew_s``) and reports the rest as without it."""
+    from pipeline.evaluate import evaluate_file, read_labels
+
+    ev, lab = tmp_path / "e.jsonl", tmp_path / "l.csv"
+    assert main(["simulate", "--out-events", str(ev), "--out-labels", str(lab), "--seed", "12",
+                 "--accounts", "60", "--hours", "2"]) == 0  # fmt: skip
+    lines = ev.read_bytes().splitlines(keepends=True)
+    future = json.loads(lines[len(lines) // 2])
+    future["event_id"], future["ts"] = "from-the-future", int(time.time() * 1000) + 86_400_000
+    ahead = tmp_path / "ahead.jsonl"
+    ahead.write_bytes(b"".join(lines[: len(lines) // 2] + [json.dumps(future).encode() + b"\n"]
+                               + lines[len(lines) // 2 :]))  # fmt: skip
+    metrics = []
+    for path in (ev, ahead):
+        out = tmp_path / f"{path.stem}.json"
+        assert main(["evaluate", str(path), "--labels", str(lab), "--json", str(out)]) == 0
+        metrics.append(json.loads(out.read_text()))
+    assert (metrics[0]["future_events"], metrics[1]["future_events"]) == (0, 1)
+    timing = ("seconds", "events_per_s", "future_events")
+    assert {k: v for k, v in metrics[1].items() if k not in timing} == {
+        k: v for k, v in metrics[0].items() if k not in timing
+    }
+    unchecked = evaluate_file(str(ahead), read_labels(str(lab)), progress=False)  # the check off
+    assert unchecked["events"] == metrics[0]["events"] + 1 and unchecked["future_events"] == 0
