@@ -8,6 +8,9 @@ it is when dumped (a later state covers later offsets too). Records restore in a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from pipeline.detection import DetectionConfig
 from pipeline.shard import Shard
 from pipeline.verdicts import Verdicts
@@ -19,6 +22,11 @@ class ShardStates:
     config: DetectionConfig
     verdicts: Verdicts
     _shards: dict[int, Shard]
+
+    @property
+    def shards(self) -> Mapping[int, Shard]:
+        """The partitions' states by shard number, read-only (diagnostics and tests look inside)."""
+        return MappingProxyType(self._shards)
 
     def _new_shard(self, shard: int) -> Shard:
         sh = self._shards[shard] = Shard(self.config)

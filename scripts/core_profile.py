@@ -124,7 +124,7 @@ def _operation_costs(
     runner: OfflineRunner, per_event: dict[str, float], decode_us: float, summary_us: float, total_us: float
 ) -> None:
     """µs per call of each costly operation, timed on the accounts the pass left, times calls per event."""
-    sh = runner.engine._shards[0]  # diagnostic: the pass's own shard (as memory_breakdown.py reads it)
+    sh = runner.engine.shards[0]  # the pass's own shard
     states = list(sh.accounts.values())[:20_000]
     now, scorer = sh.clock, sh.scorer
 

@@ -77,7 +77,7 @@ def main() -> None:
     s = Settings()
     runner = OfflineRunner(DetectionConfig.from_settings(s))
     measure_offline(s, data, runner)
-    accounts = [st for sh in runner.engine._shards.values() for st in sh.accounts.values()]
+    accounts = [st for sh in runner.engine.shards.values() for st in sh.accounts.values()]
     n = len(accounts)
     seen: set[int] = set()
     per_slot: Counter[str] = Counter()
@@ -90,7 +90,7 @@ def main() -> None:
     print(f"{n:,} warm accounts; engine state {sum(per_slot.values()) / n:,.0f} B/account (deep size)")
     for name, b in per_slot.most_common(16):
         print(f"  {b / n:7,.0f} B  {name}")
-    blobs = [b for sh in runner.engine._shards.values() for b in sh.cold.blobs.values()]
+    blobs = [b for sh in runner.engine.shards.values() for b in sh.cold.blobs.values()]
     if blobs:
         print(f"{len(blobs):,} frozen accounts (idle {Settings().freeze_idle_s} s): median "
               f"{statistics.median(sys.getsizeof(b) for b in blobs):,.0f} B each (compressed record)")  # fmt: skip

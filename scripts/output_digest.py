@@ -59,7 +59,7 @@ def main() -> None:
         runner.feed(decode_event(value), offset)
     runner.finish()
     dirty = AccountState.__slots__.index("dirty")
-    for sh in runner.engine._shards.values():
+    for sh in runner.engine.shards.values():
         states = {a: st.dump() for a, st in sh.accounts.items()}
         cold = getattr(sh, "cold", None)  # absent before the cold tier: the digest compares commits
         states.update({a: orjson.loads(cold.record(a)) for a in cold.blobs} if cold is not None else {})

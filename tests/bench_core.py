@@ -62,7 +62,7 @@ def bench_memory(accounts: int) -> None:
             eng.add(ev, 0, off)
             off += 1
         eng.take_outputs()
-    eng._shards[0].recent.clear()  # closed minute buckets held only for allowed lateness
+    eng.shards[0].recent.clear()  # closed minute buckets held only for allowed lateness
     used = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     print(

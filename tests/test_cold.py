@@ -41,7 +41,7 @@ def _run(engine: Engine, evs: tuple[Event, ...] | list[Event], first: int = 0, d
 
 def _states(engine: Engine) -> dict[str, list]:
     """Every account's changelog form (frozen ones as frozen), without the checkpoint flag."""
-    sh = engine._shards[0]
+    sh = engine.shards[0]
     dumps = {a: st.dump() for a, st in sh.accounts.items()}
     for a in sh.cold.blobs:
         dumps[a] = orjson.loads(sh.cold.record(a) or b"")  # the record is the dump
@@ -72,7 +72,7 @@ def test_checkpoint_and_restore_carry_frozen_accounts() -> None:
     ref_tail = _run(ref, evs[half:], half)
     a = Engine(COLD)
     _run(a, evs[:half])
-    sh = a._shards[0]
+    sh = a.shards[0]
     frozen_changed = {st.account_id for st in sh.dirty if st.account_id in sh.cold}
     assert frozen_changed  # frozen since the last checkpoint: their record comes from the cold tier
     snaps = a.dirty_snapshots(0)
@@ -81,7 +81,7 @@ def test_checkpoint_and_restore_carry_frozen_accounts() -> None:
     for key, blob in snaps:
         b.restore(0, key, blob)
     assert b.accounts_tracked() == a.accounts_tracked() == tracked
-    bsh = b._shards[0]
+    bsh = b.shards[0]
     assert b.accounts_frozen() == len(bsh.cold) > len(sh.cold)  # restored frozen unless an incident or due
     assert not any(st.incident is None and st.pending < COLD.force_min_events for st in bsh.accounts.values())
     assert set(bsh.pending) | bsh.cold.pending == set(sh.pending) | sh.cold.pending  # pending accounts listed
@@ -96,9 +96,9 @@ def test_an_account_restored_frozen_takes_earlier_verdicts_at_its_thaw() -> None
     b.apply_feedback(FeedbackRow("allowlist", account_id="x"))  # the feedback topic, replayed at start
     for key, blob in snaps:
         b.restore(0, key, blob)
-    assert "x" in b._shards[0].cold
+    assert "x" in b.shards[0].cold
     b.add(_one("x", T0 + 1000), 0, 1)
-    assert b._shards[0].accounts["x"].allowlisted
+    assert b.shards[0].accounts["x"].allowlisted
 
 
 def _one(account: str, ts: int, i: int = 0) -> Event:
@@ -110,11 +110,11 @@ def test_frozen_accounts_take_feedback_and_are_evicted() -> None:
     e = Engine(cfg)
     e.add(_one("x", T0), 0, 0)
     e.add(_one("y", T0 + 1_200_000), 0, 1)  # 20 min later: x idle past the freezing horizon
-    assert "x" in e._shards[0].cold and "x" not in e._shards[0].accounts
+    assert "x" in e.shards[0].cold and "x" not in e.shards[0].accounts
     e.apply_feedback(FeedbackRow("allowlist", account_id="x"))
-    assert e._shards[0].accounts["x"].allowlisted  # thawed to take the verdict
+    assert e.shards[0].accounts["x"].allowlisted  # thawed to take the verdict
     e.add(_one("y", T0 + 2_400_000), 0, 2)
-    assert "x" in e._shards[0].cold and e.accounts_tracked() == 2
+    assert "x" in e.shards[0].cold and e.accounts_tracked() == 2
     e.dirty_snapshots(0)
     e.add(_one("z", T0 + 4 * 3_600_000), 0, 3)  # x and y idle for 3+ h: evicted from the cold tier
     assert e.accounts_tracked() == 1 and e.evicted == 2
@@ -125,6 +125,6 @@ def test_frozen_accounts_take_feedback_and_are_evicted() -> None:
 def test_a_frozen_account_is_small() -> None:
     e = Engine(COLD)
     _run(e, events(), discard=True)
-    cold = e._shards[0].cold
+    cold = e.shards[0].cold
     json = sum(len(cold.record(a) or b"") for a in cold.blobs)
     assert cold.nbytes() < json / 2 and cold.nbytes() / len(cold) < 1500  # objects: ~5 KB (memory_breakdown.py)

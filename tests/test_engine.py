@@ -81,7 +81,7 @@ def test_duplicate_event_id_counted_once() -> None:
     _run(e2, dup)
     assert e2.duplicates == 1
     a1 = sum(r.events for r in e1.take_outputs().aggregates)
-    s1, s2 = e1._shards[0].accounts["h1"], e2._shards[0].accounts["h1"]
+    s1, s2 = e1.shards[0].accounts["h1"], e2.shards[0].accounts["h1"]
     assert s1.events == s2.events == 50 and a1 == 0
 
 
@@ -92,7 +92,7 @@ def test_offset_replay_skipped() -> None:
         e.add(ev, 0, i)
     for i, ev in enumerate(evs[40:], 40):  # consumer restarted from an older offset
         e.add(ev, 0, i)
-    assert e.replayed == 20 and e._shards[0].accounts["h1"].events == 60
+    assert e.replayed == 20 and e.shards[0].accounts["h1"].events == 60
 
 
 def test_aggregates_versions_cumulative() -> None:
@@ -137,7 +137,7 @@ def test_allowlist_suppresses_and_false_positive_raises_threshold() -> None:
     opened = [x for x in out if hasattr(x, "alert_id")]
     assert opened
     e2.apply_feedback(FeedbackRow("false_positive", alert_id=opened[0].alert_id))
-    st = e2._shards[0].accounts["h1"]
+    st = e2.shards[0].accounts["h1"]
     assert st.fp_bias > 0 and st.incident is None
     assert e2.take_outputs().alerts[0].state == "resolved"
 
@@ -151,9 +151,9 @@ def test_alert_index_for_feedback_is_bounded() -> None:
     e.verdicts.remember_alert("al-y", "y")
     assert list(e.verdicts.alert_account) == ["al-x", "al-y"]  # the oldest (h1's) forgotten
     e.apply_feedback(FeedbackRow("false_positive", alert_id=opened[0].alert_id))
-    assert e._shards[0].accounts["h1"].fp_bias == 0  # unknown alert id: no effect
+    assert e.shards[0].accounts["h1"].fp_bias == 0  # unknown alert id: no effect
     e.apply_feedback(FeedbackRow("false_positive", account_id="h1", alert_id=opened[0].alert_id))
-    assert e._shards[0].accounts["h1"].fp_bias > 0  # the account named: applies
+    assert e.shards[0].accounts["h1"].fp_bias > 0  # the account named: applies
 
 
 def test_cluster_detector_links_shared_infrastructure_not_corporate() -> None:
@@ -253,7 +253,7 @@ def test_memory_per_account_under_4kb() -> None:
     for i, ev in enumerate(events):
         e.add(ev, 0, i)
     e.take_outputs()
-    e._shards[0].recent.clear()
+    e.shards[0].recent.clear()
     per = (tracemalloc.get_traced_memory()[0] - before) / n
     tracemalloc.stop()
     assert per < 4096, per
@@ -271,7 +271,7 @@ def test_accounts_share_the_strings_they_keep() -> None:
             "prompt": {"template_hash": "abcdef01"},
         })  # fmt: skip
         e.add(decode_event(raw), 0, a)
-    s0, s1 = (e._shards[0].accounts[f"share{a}"] for a in range(2))
+    s0, s1 = (e.shards[0].accounts[f"share{a}"] for a in range(2))
     loaded = AccountState.load(orjson.loads(orjson.dumps(s1.dump())))
     for st in (s1, loaded):
         assert st.last_ua is s0.last_ua and st.last_pay is s0.last_pay and st.t1 is s0.t1
@@ -288,7 +288,7 @@ def test_idle_accounts_evicted_with_tombstone_and_return_fresh() -> None:
     e.advance(0, later)  # forced last scoring; the incident resolves after quiet_ms, then eviction
     e.advance(0, later + 2 * 3_600_000)
     e.take_outputs()
-    sh = e._shards[0]
+    sh = e.shards[0]
     assert "old" not in sh.accounts and e.evicted == 2
     snaps = dict(e.dirty_snapshots(0))
     assert snaps["old"] == b"" and snaps["busy"] == b""  # changelog tombstones
@@ -338,5 +338,5 @@ def test_screened_scorings_emit_rows_at_most_every_row_gap() -> None:
     assert 3 <= len(stamps) <= 7 and len(out.summaries) == len(stamps)
     assert all(b - a >= CFG.row_gap_ms for a, b in zip(stamps, stamps[1:], strict=False))
     assert all(r.score < 0.2 * CFG.alert_threshold for r in out.scores)
-    st = eng._shards[0].accounts["templated"]
+    st = eng.shards[0].accounts["templated"]
     assert st.last_score_ms >= evs[-1].ts_ms - 60_000 > stamps[-1]  # still scored every minute, screened
