@@ -3,7 +3,7 @@
 # flag fields are C values in the object itself (a Python int slot costs an 8-byte pointer plus a
 # 32-byte int object per timestamp); every field stays a public attribute with Python semantics:
 # reads give Python ints, floats and bools, a value outside 64 bits raises OverflowError.
-# Typed code (engine.pxd) reads and writes the C fields directly.
+# Typed code (counting.pxd, features.pxd) reads and writes the C fields directly.
 
 cdef class MinuteBucket:
     cdef public object account_id
