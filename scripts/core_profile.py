@@ -6,11 +6,12 @@ Builds the same data as ``distillwatch bench`` (``benchdata.make_data``), then p
 µs/event (best of 5 over 100,000 messages, each decoded event dropped, GC tuned as in the worker);
 one offline pass counting minute rolls, scorings (all, and screened: no rows emitted) and the
 cluster detector's time per summary; the core's events/s, the cyclic GC's share of the pass, the
-pass's resident growth per account and the size and cost of the cluster detector's snapshot; then a
-table of what each operation costs (timed on up to 20,000 of the accounts the pass left, best of
-3) times how often an event needs it, against the pass's measured µs per event (the rest is
-``Engine.add``'s and ``counting.count``'s own bookkeeping, ticks and draining). The counters wrap
-engine methods, so the events/s printed here is a little below ``bench``'s offline figure.
+pass's resident growth per account, the peak and final number of warm (not frozen) accounts and
+the size and cost of the cluster detector's snapshot; then a table of what each operation costs
+(timed on up to 20,000 of the accounts the pass left, best of 3) times how often an event needs it,
+against the pass's measured µs per event (the rest is ``Engine.add``'s and ``counting.count``'s own
+bookkeeping, ticks and draining). The counters wrap engine methods, so the events/s printed here is
+a little below ``bench``'s offline figure.
 """
 
 from __future__ import annotations
@@ -79,6 +80,13 @@ def main() -> None:
         return explain(*a)  # type: ignore[arg-type]
 
     Scorer.explain = explained  # type: ignore[method-assign]
+    tick, peak = eng.Engine._tick, [0]
+
+    def ticked(self: eng.Engine, sh: Shard, now: int) -> None:
+        tick(self, sh, now)
+        peak[0] = max(peak[0], len(sh.accounts))  # warm accounts after the tick's freezing sweep
+
+    eng.Engine._tick = ticked  # type: ignore[method-assign]
     import river.anomaly  # noqa: F401  (its import's own collections are not the pass's)
 
     gc_s = [[0, 0.0] for _ in range(3)]  # per generation: collections, seconds
@@ -108,6 +116,9 @@ def main() -> None:
           f"{', '.join(f'{i}: {g[0]:.0f}, {g[1]:.2f}' for i, g in enumerate(gc_s))}")  # fmt: skip
     print(f"resident growth of the offline pass: {grown / data.accounts:,.0f} B per active account "
           f"(engine + cluster detector objects, no Kafka buffers)")  # fmt: skip
+    warm = sum(len(sh.accounts) for sh in runner.engine.shards.values())
+    print(f"warm accounts: peak {peak[0]:,} after a tick, {warm:,} at the end with {runner.engine.accounts_frozen():,} "
+          f"frozen (resident memory keeps the peak's pages)")  # fmt: skip
     clusters = runner.clusters
     t = time.perf_counter()
     blob = clusters.snapshot()
