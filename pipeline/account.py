@@ -108,7 +108,7 @@ class AccountState:
         self.prev_ts = first_ms
         self.org_id = ""
         self.bucket = MinuteBucket(account_id, first_ms - first_ms % 60_000)
-        self.ids = RecentIds(16)
+        self.ids = RecentIds(16, first_ms)
         self.nov = SimhashNovelty()
         self.tpl = HeavyHitters(6)
         self.ips = DistinctSketch()

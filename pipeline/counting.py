@@ -1,9 +1,10 @@
 """Counting one event into its account: ``Engine.add``'s hot path, O(1) and allocation-light.
 
 ``count`` skips a Kafka replay (offset already applied) and a gateway retry (event id among the
-account's last 16), rolls the account's minute bucket (``Shard.roll``: the closed one is folded into
-the features) or counts a late event in its own minute, then increments the bucket's counters and
-the account's sketches, and says whether the account's scoring is due. The compiled build types it
+account's recent ones, ``sketches.RecentIds``), rolls the account's minute bucket (``Shard.roll``:
+the closed one is folded into the features) or counts a late event in its own minute, then
+increments the bucket's counters and the account's sketches, and says whether the account's
+scoring is due. The compiled build types it
 (``counting.pxd``): the account's and bucket's fields are C integers there (``account.pxd``).
 
 >>> from pipeline.account import AccountState  # cimported by the compiled build
@@ -49,17 +50,11 @@ def count(
     if not st.dirty:
         st.dirty = True
         sh.dirty.append(st)
-    h = crc32(event.event_id.encode()) or 1
-    ids = st.ids
-    ring = ids.ring
-    if h in ring:
+    ts = event.ts_ms
+    if st.ids.seen_or_add(crc32(event.event_id.encode()) or 1, ts):
         st.dups += 1
         return DUPLICATE
-    pos = ids.pos
-    ring[pos] = h
-    ids.pos = (pos + 1) & 15
     st.events += 1
-    ts = event.ts_ms
     b = st.bucket
     minute = ts - ts % 60_000
     if minute != b.minute_ms:

@@ -5,6 +5,10 @@ import cython
 
 cdef unsigned long long _MIX1, _MIX2, _MASK64
 
+cdef class RecentIds:
+    cdef public object ring
+    cdef public long long pos, since
+
 cdef class SimhashNovelty:
     cdef public bytearray cur, old
     cdef public object fill, r0, r1, r2, r3, near

@@ -4,7 +4,7 @@ Every sketch serialises to plain lists (``dump``/``load``) so account state can
 go to the changelog topic and come back bit-identical.
 
 >>> r = RecentIds(8)
->>> r.seen_or_add(stable_hash("e1")), r.seen_or_add(stable_hash("e1"))
+>>> r.seen_or_add(stable_hash("e1"), 0), r.seen_or_add(stable_hash("e1"), 1_000)
 (False, True)
 >>> n = SimhashNovelty()
 >>> n.observe(0xFFFF0000FFFF0000), n.observe(0xFFFF0000FFFF0001), n.observe(0x0123456789ABCDEF)
@@ -56,30 +56,55 @@ def stable_hash(s: str) -> int:
 
 
 class RecentIds:
-    """Ring of the last ``size`` event-id hashes: a gateway retry is recognised and counted once."""
+    """Ring of recent event-id hashes: a gateway retry is recognised and counted once.
 
-    __slots__ = ("ring", "pos")
+    It holds the last ``size`` ids, and doubles (up to ``MAX``) whenever its ids span less than
+    ``GROW_MS`` of event time, so a fast account's retries seconds later are still caught.
 
-    def __init__(self, size: int = 16) -> None:
+    >>> r = RecentIds(4, since=0)
+    >>> [r.seen_or_add(h, 100 * h) for h in (1, 2, 3, 4, 5)], len(r.ring), r.seen_or_add(1, 600)
+    ([False, False, False, False, False], 8, True)
+    """
+
+    __slots__ = ("ring", "pos", "since")
+
+    GROW_MS = 10_000
+    MAX = 64
+
+    def __init__(self, size: int = 16, since: int = 0) -> None:
         self.ring = array("I", bytes(4 * size))
         self.pos = 0
+        self.since = since  # event time the ring's oldest generation began (at the last wrap)
 
-    def seen_or_add(self, h: int) -> bool:
-        """True when ``h`` is among the recent ids; otherwise remember it."""
-        if h in self.ring:
+    def seen_or_add(self, h: int, ts: int) -> bool:
+        """True when ``h`` is among the recent ids; otherwise remember it (at event time ``ts``)."""
+        ring = self.ring
+        if h in ring:
             return True
-        self.ring[self.pos] = h
-        self.pos = (self.pos + 1) % len(self.ring)
+        pos = self.pos
+        ring[pos] = h
+        pos += 1
+        n = len(ring)
+        if pos == n:
+            if ts - self.since < self.GROW_MS and n < self.MAX:
+                grown = array("I", bytes(8 * n))  # the next ids go to the new half; ``since`` stays
+                grown[:n] = ring
+                self.ring = grown
+            else:
+                pos = 0
+                self.since = ts
+        self.pos = pos
         return False
 
     def dump(self) -> list[object]:
-        return [pack(self.ring), self.pos]
+        return [pack(self.ring), self.pos, self.since]
 
     @classmethod
     def load(cls, d: list) -> RecentIds:  # type: ignore[type-arg]
         r = cls.__new__(cls)
         r.ring = unpack("I", d[0])
         r.pos = d[1]
+        r.since = d[2] if len(d) > 2 else 0  # records from before the ring could grow
         return r
 
 

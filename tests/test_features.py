@@ -10,10 +10,29 @@ from pipeline.sketches import DistinctSketch, HeavyHitters, RecentIds, SimhashNo
 
 
 def test_recent_ids_ring_forgets_oldest() -> None:
+    """A slow account (its ids span more than GROW_MS): the ring keeps its size and forgets the oldest."""
     r = RecentIds(4)
     hs = [stable_hash(f"e{i}") for i in range(5)]
-    assert not any(r.seen_or_add(h) for h in hs)
-    assert r.seen_or_add(hs[4]) and not r.seen_or_add(hs[0])
+    assert not any(r.seen_or_add(h, i * 60_000) for i, h in enumerate(hs))
+    assert r.seen_or_add(hs[4], 300_000) and not r.seen_or_add(hs[0], 360_000)
+    assert len(r.ring) == 4
+
+
+def test_recent_ids_grow_for_a_fast_account_and_come_back_from_a_dump() -> None:
+    """Ids arriving faster than GROW_MS per ring: the ring doubles up to MAX, so a retry a few seconds
+    later is caught; beyond MAX ids it forgets the oldest again; a dump and load keep all of it."""
+    r = RecentIds(16, since=0)
+    hs = [stable_hash(f"e{i}") for i in range(RecentIds.MAX + 1)]
+    for i, h in enumerate(hs[:40]):
+        assert not r.seen_or_add(h, i * 100)  # 10 per second
+    assert len(r.ring) == 64 and r.seen_or_add(hs[0], 4_000)  # 40 ids later, 4 s later: a retry
+    back = RecentIds.load(r.dump())
+    assert back.dump() == r.dump() and back.seen_or_add(hs[1], 4_100)
+    for i, h in enumerate(hs[40:], 40):
+        assert not r.seen_or_add(h, i * 100)
+    assert len(r.ring) == RecentIds.MAX and not r.seen_or_add(hs[0], 7_000)  # 65 ids later: forgotten
+    old = RecentIds.load([r.dump()[0], 3])  # a record from before the ring could grow
+    assert old.since == 0 and old.pos == 3
 
 
 def test_simhash_novelty_exact_near_and_novel() -> None:
