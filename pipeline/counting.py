@@ -4,8 +4,8 @@
 account's recent ones, ``sketches.RecentIds``), rolls the account's minute bucket (``Shard.roll``:
 the closed one is folded into the features) or counts a late event in its own minute, then
 increments the bucket's counters and the account's sketches, and says whether the account's
-scoring is due. The compiled build types it
-(``counting.pxd``): the account's and bucket's fields are C integers there (``account.pxd``).
+scoring is due. The compiled build types it (``counting.pxd``): the account's and bucket's fields
+are C integers there (``account.pxd``).
 
 >>> from pipeline.account import AccountState  # cimported by the compiled build
 >>> from pipeline.contract import Event
