@@ -2,7 +2,7 @@
 
 Everything else about the package is in pyproject.toml. The modules are compiled from their
 unchanged source (``annotation_typing`` off: type hints stay hints, Python semantics are kept),
-with the C types of a module's ``.pxd`` beside it where there is one (typed locals of a few kernels);
+with the C types of a module's ``.pxd`` beside it where there is one (extension types, typed locals);
 each extension is optional, so a machine without a C compiler installs the same modules
 uncompiled. The SHA-256 of every compiled source (.py and .pxd) goes to ``pipeline/compiled-sources.json``
 (``SOURCES_FILE``), which ``pipeline.compiled.check_fresh`` compares against the sources before

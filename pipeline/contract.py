@@ -18,6 +18,16 @@ MAX_UA_CHARS = 512
 MIN_TS_MS = 1_420_070_400_000
 MAX_TS_MS = 4_102_444_800_000
 
+
+def future_horizon(now_ms: int, max_skew_ms: int) -> int:
+    """The latest event time accepted at wall-clock ``now_ms``: later events are dead-lettered by the
+    worker and set aside by ``evaluate`` (``max_skew_ms`` 0: the contract's own bound only).
+
+    >>> future_horizon(1_000, 300_000), future_horizon(1_000, 0) == MAX_TS_MS
+    (301000, True)
+    """
+    return now_ms + max_skew_ms if max_skew_ms else MAX_TS_MS
+
 CATEGORIES = (
     "chat", "coding", "reasoning", "math", "agentic",
     "tool_use", "vision", "writing", "safety_probe", "other",

@@ -54,11 +54,12 @@ def evaluate_file(
     over ``max_future_skew_ms`` ahead of the wall clock are set aside as the worker's are (0: none)."""
     import orjson
 
+    from pipeline.contract import future_horizon
     from pipeline.detection import DetectionConfig
     from pipeline.errors import DistillWatchError, InvalidEvent
     from pipeline.offline import OfflineRunner
     from pipeline.tuning import tune_gc
-    from pipeline.validation import MAX_TS_MS, decode_event
+    from pipeline.validation import decode_event
 
     tune_gc()
     config = config or DetectionConfig()
@@ -66,7 +67,7 @@ def evaluate_file(
     first_ts: dict[str, int] = {}
     detected: dict[str, int] = {}
     n_alerts = invalid = future = n = 0
-    horizon = int(time.time() * 1000) + max_future_skew_ms if max_future_skew_ms else MAX_TS_MS
+    horizon = future_horizon(int(time.time() * 1000), max_future_skew_ms)
 
     def consume(alerts: list[Any]) -> None:
         nonlocal n_alerts

@@ -29,7 +29,7 @@ import orjson
 
 from pipeline.alerts import Alert
 from pipeline.chunks import Reassembler, split
-from pipeline.contract import MAX_TS_MS, deadletter_record
+from pipeline.contract import deadletter_record, future_horizon
 from pipeline.engine import Engine
 from pipeline.errors import InvalidEvent
 from pipeline.metrics import Metrics
@@ -121,7 +121,7 @@ class HotPath:
         # One event stamped far in the future would move the partition's event-time clock there: every
         # idle account evicted, every later event late. The core has no wall clock; the worker does.
         skew = self.s.max_future_skew_s * 1000
-        horizon = self._now_ms() + skew if skew else MAX_TS_MS
+        horizon = future_horizon(self._now_ms(), skew)
         for rec in records:
             try:
                 ev = decode_event(rec.value if rec.value is not None else b"")

@@ -1,4 +1,4 @@
-"""Small fixed-size sketches for per-account state: bounded memory, O(1) updates, no sets.
+"""Small sketches for per-account state: bounded memory, O(1) updates, no sets.
 
 Every sketch serialises to plain lists (``dump``/``load``) so account state can
 go to the changelog topic and come back bit-identical.

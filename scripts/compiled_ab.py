@@ -50,14 +50,14 @@ def main() -> None:
     data, runs = make_data(args.events, args.accounts, args.seed), args.runs
     other = "baseline" if args.baseline else "interpreted"
     with tempfile.TemporaryDirectory() as tmp:
-        pure = args.baseline or Path(tmp) / "pure"
+        other_root = args.baseline or Path(tmp) / "pure"
         if not args.baseline:
-            shutil.copytree(ROOT / "pipeline", pure / "pipeline", ignore=shutil.ignore_patterns("*.so", "*.c"))
+            shutil.copytree(ROOT / "pipeline", other_root / "pipeline", ignore=shutil.ignore_patterns("*.so", "*.c"))
         blob = Path(tmp) / "data.pickle"
         blob.write_bytes(pickle.dumps(data))
         rates: dict[str, list[float]] = {"compiled": [], other: []}
         for i in range(runs):
-            for name, root in (("compiled", ROOT), (other, pure)):
+            for name, root in (("compiled", ROOT), (other, other_root)):
                 out = subprocess.run(
                     [sys.executable, "-c", MEASURE, str(root), str(blob)], capture_output=True, text=True, check=True
                 ).stdout.split(maxsplit=1)

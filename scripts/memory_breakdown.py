@@ -12,12 +12,10 @@ Deep size leaves out the allocator's overhead and fragmentation that a worker's 
 
 from __future__ import annotations
 
-import re
 import statistics
 import sys
 import time
 from collections import Counter
-from functools import cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,30 +29,19 @@ from pipeline.offline import OfflineRunner  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.validation import decode_event  # noqa: E402
 
-C_TYPES = re.compile(r"^\s+cdef public (?:long long|double|bint) (.+)$")
+_UNSET = object()
 
 
-@cache
-def c_fields(cls: type) -> frozenset[str]:
-    """Fields a compiled extension type holds as C values (its module's .pxd): reading one makes a
-    new object, which the account does not hold, so deep size leaves them out."""
-    source = getattr(sys.modules.get(cls.__module__), "__file__", None) or ""
-    pxd = Path(source).parent / (cls.__module__.rpartition(".")[2] + ".pxd")
-    if not source.endswith(".so") or not pxd.exists():
-        return frozenset()
-    names: set[str] = set()
-    inside = False
-    for line in pxd.read_text().splitlines():
-        if line.startswith("cdef class "):
-            inside = line == f"cdef class {cls.__name__}:"
-        elif inside and (m := C_TYPES.match(line)):
-            names.update(n.strip() for n in m.group(1).split(","))
-    return frozenset(names)
+def held(obj: object, name: str) -> object:
+    """The object ``obj`` holds in slot ``name``, or ``_UNSET``: an unset slot, or a C field of a
+    compiled extension type (account.pxd), which is inside ``obj`` and makes a new object per read."""
+    value = getattr(obj, name, _UNSET)
+    return value if value is getattr(obj, name, _UNSET) else _UNSET
 
 
 def deep_size(obj: object, seen: set[int]) -> int:
     """Bytes of ``obj`` and everything it reaches (slots, containers), each object once (C fields of
-    a compiled extension type are inside the object: ``c_fields``)."""
+    a compiled extension type are inside the object: ``held``)."""
     if id(obj) in seen:
         return 0
     seen.add(id(obj))
@@ -65,10 +52,9 @@ def deep_size(obj: object, seen: set[int]) -> int:
         return size + sum(deep_size(k, seen) + deep_size(v, seen) for k, v in obj.items())
     if isinstance(obj, list | tuple | set | frozenset):
         return size + sum(deep_size(v, seen) for v in obj)
-    skip = c_fields(type(obj))
     for name in getattr(type(obj), "__slots__", ()):
-        if name not in skip and hasattr(obj, name):
-            size += deep_size(getattr(obj, name), seen)
+        if (value := held(obj, name)) is not _UNSET:
+            size += deep_size(value, seen)
     return size
 
 
@@ -81,12 +67,12 @@ def main() -> None:
     n = len(accounts)
     seen: set[int] = set()
     per_slot: Counter[str] = Counter()
-    names = [n for n in AccountState.__slots__ if n not in c_fields(AccountState)]
     for st in accounts:
         per_slot["(the object)"] += sys.getsizeof(st)
         seen.add(id(st))
-        for name in names:
-            per_slot[name] += deep_size(getattr(st, name), seen)
+        for name in AccountState.__slots__:
+            if (value := held(st, name)) is not _UNSET:
+                per_slot[name] += deep_size(value, seen)
     print(f"{n:,} warm accounts; engine state {sum(per_slot.values()) / n:,.0f} B/account (deep size)")
     for name, b in per_slot.most_common(16):
         print(f"  {b / n:7,.0f} B  {name}")
