@@ -3,7 +3,9 @@
 # flag fields are C values in the object itself (a Python int slot costs an 8-byte pointer plus a
 # 32-byte int object per timestamp); every field stays a public attribute with Python semantics:
 # reads give Python ints, floats and bools, a value outside 64 bits raises OverflowError.
-# Typed code (counting.pxd, features.pxd) reads and writes the C fields directly.
+# Typed code (counting.pxd, features.pxd) reads and writes the C fields directly, and calls the typed
+# sketches' methods (sketches.pxd) without a Python lookup.
+from pipeline.sketches cimport DistinctSketch, HeavyHitters, SimhashNovelty
 
 cdef class MinuteBucket:
     cdef public object account_id
@@ -17,7 +19,10 @@ cdef class AccountState:
     cdef public long long shard, last_offset, created_ms, first_ms, prev_ts
     cdef public object org_id
     cdef public MinuteBucket bucket
-    cdef public object ids, nov, tpl, ips, asn_ua, pays
+    cdef public object ids
+    cdef public SimhashNovelty nov
+    cdef public HeavyHitters tpl
+    cdef public DistinctSketch ips, asn_ua, pays
     cdef public object last_model
     cdef public bint model_new
     cdef public object last_ip, last_ua

@@ -3,8 +3,9 @@
 # integer locals are C 64-bit with Python's semantics (floor modulo, OverflowError past 64 bits).
 import cython
 from pipeline.account cimport AccountState, MinuteBucket
+from pipeline.sketches cimport HeavyHitters
 
-@cython.locals(b=MinuteBucket, v=list, ts=cython.longlong, minute=cython.longlong, status=cython.longlong,
-               c=cython.longlong, gap=cython.longlong, n=cython.longlong)
+@cython.locals(b=MinuteBucket, v=list, tpl=HeavyHitters, ts=cython.longlong, minute=cython.longlong,
+               status=cython.longlong, c=cython.longlong, gap=cython.longlong, n=cython.longlong)
 cpdef int count(sh, AccountState st, event, long long offset, long long lateness, long long min_events,
                 long long force_min) except -1

@@ -113,163 +113,257 @@ class SimhashNovelty:
     plus the Hamming distance to the last four prompts (near-duplicates: distance <= ``near``).
 
     ``observe`` returns 0 = novel, 1 = near-duplicate of a recent prompt, 2 = exact repeat.
-    Memory: 2 x 256 bytes + 4 ints, whatever the traffic.
+    Memory: 2 x 256 bytes + 4 hashes, whatever the traffic; in the compiled build (sketches.pxd) the
+    current generation and the hashes are C values inside the object, and the old generation is
+    allocated at the first rotation.
+
+    >>> n = SimhashNovelty()
+    >>> n.observe(2**64 - 1), n.observe(2**64 - 2), n.observe(2**64 - 1), n.dump()[3:8]
+    (0, 1, 2, [18446744073709551615, 18446744073709551614, 18446744073709551615, -1, 3])
     """
 
-    __slots__ = ("cur", "old", "fill", "r0", "r1", "r2", "r3", "near")
+    __slots__ = ("cur", "old", "fill", "r0", "r1", "r2", "r3", "nr", "near")
 
     BITS = 2048
+    WORDS = BITS // 64
     ROTATE = 160  # inserts per generation: keeps the false-positive rate near 1%
 
     def __init__(self, near: int = 3) -> None:
-        self.cur = bytearray(self.BITS // 8)
-        self.old = bytearray()  # allocated at the first rotation
+        self.cur = array("Q", bytes(8 * self.WORDS))  # bit k: bit k % 64 of word k // 64
+        self.old: array | None = None  # type: ignore[type-arg]  # the previous generation, from the first rotation
         self.fill = 0
-        self.r0 = self.r1 = self.r2 = self.r3 = -1
+        self.r0 = self.r1 = self.r2 = self.r3 = 0  # the last four prompts' hashes, r0 the latest
+        self.nr = 0  # how many of r0..r3 hold a prompt
         self.near = near
 
     def observe(self, sh: int) -> int:
         h = sh  # unsigned 64-bit in the compiled build (sketches.pxd): the products wrap as the mask does
         k1 = ((h * _MIX1) & _MASK64) >> 53  # all 64 bits mixed into 11
         k2 = ((h * _MIX2) & _MASK64) >> 53
-        cur = self.cur
         old = self.old
-        if (cur[k1 >> 3] >> (k1 & 7)) & (cur[k2 >> 3] >> (k2 & 7)) & 1 or (
-            old and (old[k1 >> 3] >> (k1 & 7)) & (old[k2 >> 3] >> (k2 & 7)) & 1
+        if (self.cur[k1 >> 6] >> (k1 & 63)) & (self.cur[k2 >> 6] >> (k2 & 63)) & 1 or (
+            old is not None and (old[k1 >> 6] >> (k1 & 63)) & (old[k2 >> 6] >> (k2 & 63)) & 1
         ):
             kind = 2
         else:
             near = self.near
+            nr = self.nr
             kind = (
                 1
-                if (sh ^ self.r0).bit_count() <= near
-                or (sh ^ self.r1).bit_count() <= near
-                or (sh ^ self.r2).bit_count() <= near
-                or (sh ^ self.r3).bit_count() <= near
+                if (nr > 0 and _popcount(h ^ self.r0) <= near)
+                or (nr > 1 and _popcount(h ^ self.r1) <= near)
+                or (nr > 2 and _popcount(h ^ self.r2) <= near)
+                or (nr > 3 and _popcount(h ^ self.r3) <= near)
                 else 0
             )
-            cur[k1 >> 3] |= 1 << (k1 & 7)
-            cur[k2 >> 3] |= 1 << (k2 & 7)
+            one = 1  # unsigned 64-bit in the compiled build: bit 63 is set without a sign
+            self.cur[k1 >> 6] |= one << (k1 & 63)
+            self.cur[k2 >> 6] |= one << (k2 & 63)
             self.fill += 1
             if self.fill >= self.ROTATE:
-                self.old = cur
-                self.cur = bytearray(self.BITS // 8)
+                self.old = array("Q", self.cur)
+                self.cur = array("Q", bytes(8 * self.WORDS))
                 self.fill = 0
         self.r3 = self.r2
         self.r2 = self.r1
         self.r1 = self.r0
-        self.r0 = sh
+        self.r0 = h
+        if self.nr < 4:
+            self.nr += 1
         return kind
 
     def dump(self) -> list[object]:
-        return [self.cur.hex(), self.old.hex(), self.fill, self.r0, self.r1, self.r2, self.r3, self.near]
+        """``[cur, old, fill, r0, r1, r2, r3, near]``: the generations as hex of their little-endian
+        bytes (bit k in byte k // 8), an empty old generation as "" and an empty hash slot as -1."""
+        nr = self.nr
+        rs = [r if i < nr else -1 for i, r in enumerate((self.r0, self.r1, self.r2, self.r3))]
+        old = self.old
+        return [pack(array("Q", self.cur)), pack(old) if old is not None else "", self.fill, *rs, self.near]
 
     @classmethod
     def load(cls, d: list) -> SimhashNovelty:  # type: ignore[type-arg]
         n = cls(d[7])
-        n.cur, n.old = bytearray.fromhex(d[0]), bytearray.fromhex(d[1])
-        n.fill, n.r0, n.r1, n.r2, n.r3 = d[2], d[3], d[4], d[5], d[6]
+        n._restore(unpack("Q", d[0]), unpack("Q", d[1]) if d[1] else None, d[2], d[3:7])
         return n
+
+    def _restore(self, cur: array, old: array | None, fill: int, rs: list[int]) -> None:  # type: ignore[type-arg]
+        self.cur, self.old, self.fill = cur, old, fill
+        nr = 0
+        while nr < 4 and rs[nr] != -1:  # the slots fill from r0: the first -1 ends them
+            nr += 1
+        self.nr = nr
+        self.r0, self.r1, self.r2, self.r3 = (r if r != -1 else 0 for r in rs)
+
+
+def _popcount(x: int) -> int:
+    """Set bits of an unsigned 64-bit ``x``: ``x.bit_count()`` in C arithmetic in the compiled build
+    (a C function there, no method call); ``tests/test_compiled.py`` compares the two."""
+    x = x - ((x >> 1) & 0x5555555555555555)
+    x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F
+    return ((x * 0x0101010101010101) & _MASK64) >> 56
 
 
 class HeavyHitters:
     """Misra-Gries top-k of strings (template hashes): concentration = top count / total.
 
+    ``keys`` in the order they were taken, ``vals[i]`` the count of ``keys[i]``; ``k`` is at most
+    ``MAX_K`` (in the compiled build, sketches.pxd, the counts are a C array inside the object).
+
     >>> h = HeavyHitters(2)
     >>> for t in "aaab": h.add(t)
-    >>> h.top(1), h.concentration()
-    (['a'], 0.75)
+    >>> h.top(1), h.concentration(), h.dump()
+    (['a'], 0.75, [{'a': 3.0, 'b': 1.0}, 2, 4.0])
     """
 
-    __slots__ = ("counts", "k", "total")
+    __slots__ = ("keys", "vals", "k", "total")
+
+    MAX_K = 8
 
     def __init__(self, k: int = 6) -> None:
-        self.counts: dict[str, float] = {}
+        if not 1 <= k <= self.MAX_K:
+            raise ValueError(f"HeavyHitters: k={k} is outside 1..{self.MAX_K}")
+        self.keys: list[str] = []
+        self.vals = array("d", bytes(8 * self.MAX_K))
         self.k = k
         self.total = 0.0
 
     def add(self, key: str) -> None:
         self.total += 1
-        c = self.counts
-        if key in c:
-            c[key] += 1
-        elif len(c) < self.k:
-            c[key] = 1
-        else:  # decrement all; drop zeros
-            for k2 in list(c):
-                c[k2] -= 1
-                if c[k2] <= 0:
-                    del c[k2]
+        keys = self.keys
+        n = len(keys)
+        for i in range(n):
+            if keys[i] == key:
+                self.vals[i] += 1
+                return
+        if n < self.k:
+            keys.append(key)
+            self.vals[n] = 1
+            return
+        kept = 0  # decrement all; drop zeros, the others keep their order
+        for i in range(n):
+            c = self.vals[i] - 1
+            if c > 0:
+                keys[kept] = keys[i]
+                self.vals[kept] = c
+                kept += 1
+        del keys[kept:]
 
     def decay(self, factor: float = 0.5) -> None:
         """Age the counts so concentration follows recent traffic."""
         self.total *= factor
-        for k in list(self.counts):
-            self.counts[k] *= factor
+        for i in range(len(self.keys)):
+            self.vals[i] *= factor
+
+    def counts(self) -> dict[str, float]:
+        """Key -> count, in the order the keys were taken."""
+        return {self.keys[i]: self.vals[i] for i in range(len(self.keys))}
 
     def top(self, n: int = 3) -> list[str]:
-        return [k for k, _ in sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+        return [k for k, _ in sorted(self.counts().items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
 
     def concentration(self) -> float:
-        return max(self.counts.values(), default=0.0) / self.total if self.total else 0.0
+        top = 0.0
+        for i in range(len(self.keys)):
+            if self.vals[i] > top:
+                top = self.vals[i]
+        return top / self.total if self.total else 0.0
 
     def coverage(self, n: int = 3) -> float:
         """Share of all observations (``total`` also counts un-keyed ones) in the top ``n`` keys."""
-        return sum(sorted(self.counts.values(), reverse=True)[:n]) / self.total if self.total else 0.0
+        return sum(sorted(self.counts().values(), reverse=True)[:n]) / self.total if self.total else 0.0
 
     def dump(self) -> list[object]:
-        return [self.counts, self.k, self.total]
+        return [self.counts(), self.k, self.total]
 
     @classmethod
     def load(cls, d: list) -> HeavyHitters:  # type: ignore[type-arg]
         h = cls(d[1])
-        h.counts, h.total = {intern(k): c for k, c in d[0].items()}, d[2]
+        h._restore(d[0], d[2])
         return h
+
+    def _restore(self, counts: dict[str, float], total: float) -> None:
+        if len(counts) > self.k:
+            raise ValueError(f"HeavyHitters: {len(counts)} counts for k={self.k}")
+        self.keys = [intern(k) for k in counts]
+        for i, c in enumerate(counts.values()):
+            self.vals[i] = c
+        self.total = total
 
 
 class DistinctSketch:
     """Distinct count: exact below ``k`` values, K-minimum-values estimate above; keeps a few examples.
 
+    ``k`` is at most ``MAX_K``: in the compiled build (sketches.pxd) the hashes are a C array inside
+    the object, and the examples a tuple.
+
     >>> d = DistinctSketch()
     >>> for v in ["a", "b", "a", "c"]: d.add(v)
     >>> d.estimate(), d.examples
-    (3.0, ['a', 'b', 'c'])
+    (3.0, ('a', 'b', 'c'))
     """
 
-    __slots__ = ("mins", "examples", "k", "n_examples")
+    __slots__ = ("mins", "n", "examples", "k", "n_examples")
+
+    MAX_K = 8
 
     def __init__(self, k: int = 8, n_examples: int = 4) -> None:
-        self.mins = array("I")
-        self.examples: list[str] = []
+        if not 1 <= k <= self.MAX_K:
+            raise ValueError(f"DistinctSketch: k={k} is outside 1..{self.MAX_K}")
+        self.mins = array("I", bytes(4 * self.MAX_K))  # the n smallest hashes seen, in arrival order
+        self.n = 0
+        self.examples: tuple[str, ...] = ()
         self.k = k
         self.n_examples = n_examples
 
     def add(self, value: str) -> None:
         h = stable_hash(value)
-        m = self.mins
-        if h in m:
-            return
+        n = self.n
+        top = 0  # index of the (first) largest hash held
+        for i in range(n):
+            m = self.mins[i]
+            if m == h:
+                return
+            if m > self.mins[top]:
+                top = i
         if len(self.examples) < self.n_examples:
-            self.examples.append(value)
-        if len(m) < self.k:
-            m.append(h)
-        elif h < max(m):
-            m[m.index(max(m))] = h
+            self.examples = (*self.examples, value)
+        if n < self.k:
+            self.mins[n] = h
+            self.n = n + 1
+        elif h < self.mins[top]:
+            self.mins[top] = h
 
     def estimate(self) -> float:
-        m = self.mins
-        if len(m) < self.k:
-            return float(len(m))
-        return (self.k - 1) / (max(m) / 2**32)
+        n = self.n
+        if n < self.k:
+            return float(n)
+        largest = 0
+        for i in range(n):
+            if self.mins[i] > largest:
+                largest = self.mins[i]
+        return (self.k - 1) / (largest / 2**32)
+
+    def hashes(self) -> array:  # type: ignore[type-arg]
+        """The hashes held (at most ``k``), in the order they were taken."""
+        return array("I", [self.mins[i] for i in range(self.n)])
 
     def dump(self) -> list[object]:
-        return [pack(self.mins), self.examples, self.k, self.n_examples]
+        return [pack(self.hashes()), list(self.examples), self.k, self.n_examples]
 
     @classmethod
     def load(cls, d: list) -> DistinctSketch:  # type: ignore[type-arg]
         s = cls(d[2], d[3])
-        s.mins, s.examples = unpack("I", d[0]), [intern(x) for x in d[1]]
+        s._restore(unpack("I", d[0]), tuple(intern(x) for x in d[1]))
         return s
+
+    def _restore(self, hashes: array, examples: tuple[str, ...]) -> None:  # type: ignore[type-arg]
+        if len(hashes) > self.k:
+            raise ValueError(f"DistinctSketch: {len(hashes)} hashes for k={self.k}")
+        for i in range(len(hashes)):
+            self.mins[i] = hashes[i]
+        self.n = len(hashes)
+        self.examples = examples
 
 
 def entropy(counts: list[float] | array) -> float:  # type: ignore[type-arg]

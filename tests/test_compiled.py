@@ -130,8 +130,9 @@ def _source_module(name: str) -> ModuleType:
 
 
 def test_typed_kernels_compute_what_their_source_does() -> None:
-    """The .pxd-typed kernels (C doubles, 64-bit unsigned products) against their Python source on
-    random and extreme inputs, bit for bit: the compiled build must never change a value."""
+    """The .pxd-typed kernels (C doubles, 64-bit unsigned products, the sketches' C arrays) against
+    their Python source on random and extreme inputs, bit for bit, dumps and loads included: the
+    compiled build must never change a value."""
     from pipeline import features, sketches
 
     py_f, py_s = _source_module("features"), _source_module("sketches")
@@ -141,8 +142,35 @@ def test_typed_kernels_compute_what_their_source_does() -> None:
     for i in range(50_000):
         h = rnd.choice((rnd.getrandbits(64), last ^ (1 << rnd.randrange(64)), 0, 2**64 - 1, last))
         assert c_nov.observe(h) == p_nov.observe(h), (i, h)
+        assert py_s._popcount(h ^ last) == (h ^ last).bit_count()
         last = h
+        if i % 4_999 == 0:  # a state in C arrays survives its dump (a thawed account)
+            assert c_nov.dump() == p_nov.dump(), i
+            c_nov = sketches.SimhashNovelty.load(c_nov.dump())
     assert c_nov.dump() == p_nov.dump()
+    for k in (1, 4, 8):  # the distinct sketch's C array of hashes: the same estimates and dumps
+        c_d, p_d = sketches.DistinctSketch(k, 2), py_s.DistinctSketch(k, 2)
+        for i in range(3_000):
+            value = f"v{rnd.randrange(400)}"
+            c_d.add(value)
+            p_d.add(value)
+            assert c_d.estimate() == p_d.estimate() and c_d.dump() == p_d.dump(), (k, i)
+            if i % 997 == 0:
+                c_d = sketches.DistinctSketch.load(c_d.dump())
+    c_h, p_h = sketches.HeavyHitters(6), py_s.HeavyHitters(6)  # the top-k counts in a C array
+    for i in range(20_000):
+        r, key = rnd.random(), f"t{rnd.randrange(rnd.choice((3, 12)))}"
+        for h in (c_h, p_h):
+            if r < 0.02:
+                h.decay(0.5)
+            elif r < 0.05:
+                h.total += 1
+            else:
+                h.add(key)
+        assert c_h.dump() == p_h.dump() and c_h.top(3) == p_h.top(3), i
+        assert c_h.concentration() == p_h.concentration() and c_h.coverage(3) == p_h.coverage(3), i
+        if i % 997 == 0:
+            c_h = sketches.HeavyHitters.load(c_h.dump())
     for _ in range(5_000):
         n = rnd.randint(0, 26)
         counts = [rnd.choice((0, 0.0, rnd.random(), rnd.random() * 1e6, rnd.randint(0, 50))) for _ in range(n)]

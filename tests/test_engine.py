@@ -275,7 +275,7 @@ def test_accounts_share_the_strings_they_keep() -> None:
     loaded = AccountState.load(orjson.loads(orjson.dumps(s1.dump())))
     for st in (s1, loaded):
         assert st.last_ua is s0.last_ua and st.last_pay is s0.last_pay and st.t1 is s0.t1
-        assert next(iter(st.tpl.counts)) is s0.t1 and st.pays.examples[0] is s0.last_pay
+        assert st.tpl.keys[0] is s0.t1 and st.pays.examples[0] is s0.last_pay
     assert s1.last_ip is s0.last_ip and loaded.account_id is s1.account_id
 
 
