@@ -22,9 +22,9 @@ cdef class SimhashNovelty:
     cpdef int observe(self, sh) except -1
 
 cdef class HeavyHitters:
-    cdef public list keys
+    cdef readonly list keys  # read-only, like k and n below: they bound the loops over the C arrays
     cdef double vals[8]  # MAX_K
-    cdef public long long k
+    cdef readonly long long k
     cdef public double total
 
     @cython.locals(n=cython.Py_ssize_t, i=cython.Py_ssize_t, kept=cython.Py_ssize_t, c=cython.double)
@@ -34,7 +34,8 @@ cdef class HeavyHitters:
 
 cdef class DistinctSketch:
     cdef unsigned int mins[8]  # MAX_K
-    cdef public long long n, k, n_examples
+    cdef readonly long long n, k
+    cdef public long long n_examples
     cdef public tuple examples
 
     @cython.locals(h=cython.uint, n=cython.longlong, top=cython.longlong, i=cython.longlong, m=cython.uint)

@@ -171,6 +171,9 @@ def test_typed_kernels_compute_what_their_source_does() -> None:
         assert c_h.concentration() == p_h.concentration() and c_h.coverage(3) == p_h.coverage(3), i
         if i % 997 == 0:
             c_h = sketches.HeavyHitters.load(c_h.dump())
+    for sketch in (c_h, c_d):  # what bounds the loops over a C array cannot be set from outside
+        with pytest.raises(AttributeError):
+            sketch.k = 64  # type: ignore[misc]
     for _ in range(5_000):
         n = rnd.randint(0, 26)
         counts = [rnd.choice((0, 0.0, rnd.random(), rnd.random() * 1e6, rnd.randint(0, 50))) for _ in range(n)]
