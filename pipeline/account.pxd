@@ -5,7 +5,7 @@
 # reads give Python ints, floats and bools, a value outside 64 bits raises OverflowError.
 # Typed code (counting.pxd, features.pxd) reads and writes the C fields directly, and calls the typed
 # sketches' methods (sketches.pxd) without a Python lookup.
-from pipeline.sketches cimport DistinctSketch, HeavyHitters, SimhashNovelty
+from pipeline.sketches cimport DistinctSketch, HeavyHitters, RecentIds, SimhashNovelty
 
 cdef class MinuteBucket:
     cdef public object account_id
@@ -19,7 +19,7 @@ cdef class AccountState:
     cdef public long long shard, last_offset, created_ms, first_ms, prev_ts
     cdef public object org_id
     cdef public MinuteBucket bucket
-    cdef public object ids
+    cdef public RecentIds ids
     cdef public SimhashNovelty nov
     cdef public HeavyHitters tpl
     cdef public DistinctSketch ips, asn_ua, pays

@@ -22,12 +22,12 @@ are C integers there (``account.pxd``).
 from __future__ import annotations
 
 from sys import intern
-from zlib import crc32
 
 from pipeline.account import CAT0, COT, ERR, GAP, GAP2, LAT, NEAR, NEWM, NGAP, NOVEL, THR, TOOL, TREP, AccountState
 from pipeline.contract import CATEGORY_INDEX, Event
 from pipeline.linking import ip_prefix
 from pipeline.shard import Shard
+from pipeline.sketches import stable_hash
 
 CAT_SLOT = {c: CAT0 + i for c, i in CATEGORY_INDEX.items()}
 # Sequential evidence: a chain-of-thought CUSUM (+0.6 per CoT event, -0.4 otherwise, in tenths) at or
@@ -51,7 +51,7 @@ def count(
         st.dirty = True
         sh.dirty.append(st)
     ts = event.ts_ms
-    if st.ids.seen_or_add(crc32(event.event_id.encode()) or 1, ts):
+    if st.ids.seen_or_add(stable_hash(event.event_id), ts):
         st.dups += 1
         return DUPLICATE
     st.events += 1

@@ -7,9 +7,14 @@ import cython
 
 cdef unsigned long long _MIX1, _MIX2, _MASK64
 
+cpdef unsigned int stable_hash(s) except 0  # never 0: 0 marks an empty slot
+
 cdef class RecentIds:
     cdef public object ring
     cdef public long long pos, since
+
+    @cython.locals(pos=cython.longlong, n=cython.longlong)
+    cpdef bint seen_or_add(self, h, long long ts) except -1
 
 cdef class SimhashNovelty:
     cdef unsigned long long cur[32]  # WORDS

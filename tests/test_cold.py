@@ -127,4 +127,4 @@ def test_a_frozen_account_is_small() -> None:
     _run(e, events(), discard=True)
     cold = e.shards[0].cold
     json = sum(len(cold.record(a) or b"") for a in cold.blobs)
-    assert cold.nbytes() < json / 2 and cold.nbytes() / len(cold) < 1500  # objects: ~5 KB (memory_breakdown.py)
+    assert cold.nbytes() < json / 2 and cold.nbytes() / len(cold) < 1500  # objects: ~3.6 KB (memory_breakdown.py)
