@@ -4,8 +4,9 @@
 # 32-byte int object per timestamp); every field stays a public attribute with Python semantics:
 # reads give Python ints, floats and bools, a value outside 64 bits raises OverflowError.
 # Typed code (counting.pxd, features.pxd) reads and writes the C fields directly, and calls the typed
-# sketches' methods (sketches.pxd) without a Python lookup.
-from pipeline.sketches cimport DistinctSketch, HeavyHitters, RecentIds, SimhashNovelty
+# sketches' methods (sketches.pxd, topk.pxd) without a Python lookup.
+from pipeline.sketches cimport RecentIds, SimhashNovelty
+from pipeline.topk cimport DistinctSketch, HeavyHitters
 
 cdef class MinuteBucket:
     cdef public object account_id

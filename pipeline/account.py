@@ -20,7 +20,8 @@ from typing import Any
 
 from pipeline.alerts import Incident
 from pipeline.contract import CATEGORIES
-from pipeline.sketches import DistinctSketch, HeavyHitters, RecentIds, SimhashNovelty, pack, unpack
+from pipeline.sketches import RecentIds, SimhashNovelty, pack, unpack
+from pipeline.topk import DistinctSketch, HeavyHitters
 
 # Bucket vector layout.
 EV, IN, OUT, ERR, THR, COT, TOOL, NOVEL, NEAR, NEWM, GAP, GAP2, NGAP, LAT, ACT, TREP = range(16)

@@ -4,7 +4,7 @@ running ones are those builds, up to date with their source.
 The modules below are compiled from their unchanged Python source (Cython, pure-Python mode,
 annotations not used as C types), with the C types of an augmenting ``.pxd`` beside a module
 where there is one: the account as an extension type with C fields (``account.pxd``), the typed
-hot path (``counting.pxd``) and kernels (``features.pxd``, ``sketches.pxd``), only where C
+hot path (``counting.pxd``) and kernels (``features.pxd``, ``sketches.pxd``, ``topk.pxd``), only where C
 computes the same values, bit for bit. So they behave exactly as the ``.py`` files do — the test suite and
 ``scripts/output_digest.py`` check it — and run the offline core faster (``scripts/compiled_ab.py``
 measures it against the source, or with ``--baseline`` against another checkout). Without a C
@@ -48,6 +48,7 @@ MODULES = (
     "scoring",
     "shard",
     "sketches",
+    "topk",
     "validation",
     "verdicts",
 )

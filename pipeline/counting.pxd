@@ -3,7 +3,8 @@
 # integer locals are C 64-bit with Python's semantics (floor modulo, OverflowError past 64 bits).
 import cython
 from pipeline.account cimport AccountState, MinuteBucket
-from pipeline.sketches cimport HeavyHitters, stable_hash
+from pipeline.sketches cimport stable_hash
+from pipeline.topk cimport HeavyHitters
 
 @cython.locals(b=MinuteBucket, v=list, tpl=HeavyHitters, ts=cython.longlong, minute=cython.longlong,
                status=cython.longlong, c=cython.longlong, gap=cython.longlong, n=cython.longlong)

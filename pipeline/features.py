@@ -41,7 +41,7 @@ from pipeline.account import (
     TREP,
     AccountState,
 )
-from pipeline.sketches import entropy
+from pipeline.topk import entropy
 
 TAU_SHORT_MS = 15 * 60_000
 TAU_LONG_MS = 6 * 3_600_000

@@ -34,7 +34,8 @@ _UNSET = object()
 
 def held(obj: object, name: str) -> object:
     """The object ``obj`` holds in slot ``name``, or ``_UNSET``: an unset slot, or a C field of a
-    compiled extension type (account.pxd, sketches.pxd), which is inside ``obj`` and makes a new object per read."""
+    compiled extension type (account.pxd, sketches.pxd, topk.pxd), which is inside ``obj`` and makes
+    a new object per read."""
     value = getattr(obj, name, _UNSET)
     return value if value is getattr(obj, name, _UNSET) else _UNSET
 

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipeline"
-CORE = ("contract", "records", "errors", "sketches", "features", "detection", "alerts", "clusters", "engine", "chunks")
+CORE = (
+    "contract", "records", "errors", "sketches", "topk", "features",
+    "detection", "alerts", "clusters", "engine", "chunks",
+)  # fmt: skip
 FORBIDDEN = ("kafka", "aiokafka", "faust", "mode", "clickhouse_driver", "chdb")
 
 

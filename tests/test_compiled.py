@@ -133,9 +133,9 @@ def test_typed_kernels_compute_what_their_source_does() -> None:
     """The .pxd-typed kernels (C doubles, 64-bit unsigned products, the sketches' C arrays) against
     their Python source on random and extreme inputs, bit for bit, dumps and loads included: the
     compiled build must never change a value."""
-    from pipeline import features, sketches
+    from pipeline import features, sketches, topk
 
-    py_f, py_s = _source_module("features"), _source_module("sketches")
+    py_f, py_s, py_t = _source_module("features"), _source_module("sketches"), _source_module("topk")
     rnd = random.Random(11)
     c_nov, p_nov = sketches.SimhashNovelty(), py_s.SimhashNovelty()
     last = 0
@@ -149,15 +149,15 @@ def test_typed_kernels_compute_what_their_source_does() -> None:
             c_nov = sketches.SimhashNovelty.load(c_nov.dump())
     assert c_nov.dump() == p_nov.dump()
     for k in (1, 4, 8):  # the distinct sketch's C array of hashes: the same estimates and dumps
-        c_d, p_d = sketches.DistinctSketch(k, 2), py_s.DistinctSketch(k, 2)
+        c_d, p_d = topk.DistinctSketch(k, 2), py_t.DistinctSketch(k, 2)
         for i in range(3_000):
             value = f"v{rnd.randrange(400)}"
             c_d.add(value)
             p_d.add(value)
             assert c_d.estimate() == p_d.estimate() and c_d.dump() == p_d.dump(), (k, i)
             if i % 997 == 0:
-                c_d = sketches.DistinctSketch.load(c_d.dump())
-    c_h, p_h = sketches.HeavyHitters(6), py_s.HeavyHitters(6)  # the top-k counts in a C array
+                c_d = topk.DistinctSketch.load(c_d.dump())
+    c_h, p_h = topk.HeavyHitters(6), py_t.HeavyHitters(6)  # the top-k counts in a C array
     for i in range(20_000):
         r, key = rnd.random(), f"t{rnd.randrange(rnd.choice((3, 12)))}"
         for h in (c_h, p_h):
@@ -170,14 +170,14 @@ def test_typed_kernels_compute_what_their_source_does() -> None:
         assert c_h.dump() == p_h.dump() and c_h.top(3) == p_h.top(3), i
         assert c_h.concentration() == p_h.concentration() and c_h.coverage(3) == p_h.coverage(3), i
         if i % 997 == 0:
-            c_h = sketches.HeavyHitters.load(c_h.dump())
+            c_h = topk.HeavyHitters.load(c_h.dump())
     for sketch in (c_h, c_d):  # what bounds the loops over a C array cannot be set from outside
         with pytest.raises(AttributeError):
             sketch.k = 64  # type: ignore[misc]
     for _ in range(5_000):
         n = rnd.randint(0, 26)
         counts = [rnd.choice((0, 0.0, rnd.random(), rnd.random() * 1e6, rnd.randint(0, 50))) for _ in range(n)]
-        assert sketches.entropy(counts) == py_s.entropy(counts), counts
+        assert topk.entropy(counts) == py_t.entropy(counts), counts
         acc = array("f", (rnd.uniform(-1e6, 1e6) for _ in range(n)))
         v = [rnd.choice((0, rnd.randint(0, 2**40), rnd.random() * 1e3)) for _ in range(n)]
         d = rnd.choice((1.0, 0.0, rnd.random(), math.exp(-rnd.randint(0, 10**7) / 900_000)))

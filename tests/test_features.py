@@ -8,7 +8,8 @@ import pytest
 
 from pipeline.account import COT, EV, AccountState
 from pipeline.features import NAMES, feature_vector, fold
-from pipeline.sketches import DistinctSketch, HeavyHitters, RecentIds, SimhashNovelty, entropy, stable_hash
+from pipeline.sketches import RecentIds, SimhashNovelty, stable_hash
+from pipeline.topk import DistinctSketch, HeavyHitters, entropy
 
 
 def test_recent_ids_ring_forgets_oldest() -> None:
