@@ -15,12 +15,12 @@ from __future__ import annotations
 import hashlib
 import math
 from sys import intern
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from pipeline.alerts import Alert, Incident, IncidentPolicy, Reason
-from pipeline.linking import KIND_WEIGHT, AccountSummary, link_weight, same_sources
+from pipeline.linking import KIND_WEIGHT, KINDS, AccountSummary, link_weight
 
 if TYPE_CHECKING:
     from pipeline.detection import DetectionConfig
@@ -35,10 +35,13 @@ class ClusterDetector:
     def __init__(self, config: DetectionConfig) -> None:
         self.config = config
         self.policy = IncidentPolicy.for_config(config, "cluster")
+        # Each account's last summary, its keys those of every summary so far (``merged``): sorted
+        # tuples of the strings the key index shares (a set of 5+ strings takes 728 bytes).
         self.summaries: dict[str, AccountSummary] = {}
-        # Key sets as sorted tuples (a set of 5+ strings takes 728 bytes; this tuple about 100).
-        self.keysets: dict[str, tuple[str, ...]] = {}
-        self.index: dict[str, list[str]] = {}
+        # Kind -> key -> the accounts with that key: an account id alone (most keys never get a
+        # second; a list of one takes 64 bytes more), a list from the second, none added past
+        # cluster_key_cap + 1 (too common to be evidence).
+        self.index: dict[str, dict[str, str | list[str]]] = {kind: {} for kind, _ in KINDS}
         self.adj: dict[str, dict[str, list[str]]] = {}
         self.last_eval: dict[str, int] = {}
         self.comp_eval: dict[str, int] = {}  # account -> event time its component was last scored
@@ -57,44 +60,46 @@ class ClusterDetector:
         a = s.account_id
         if s.allowlisted or a in self.allow:
             return out
-        prev = self.summaries.get(a)
+        s, new = s.merged(self.summaries.get(a))
         self.summaries[a] = s
-        old = self.keysets.get(a, ())
-        if prev is not None and old and same_sources(prev, s):
-            new = []  # the same key sources as last time: every key is in the set already
-        else:
-            new = sorted({k for k in s.link_keys() if k not in old})
-        index = self.index
-        for k in new:
-            lst = index.get(k)
-            if lst is None:
-                index[k] = [a]  # sized for one: most keys never get a second account
-            elif len(lst) <= self.config.cluster_key_cap:
-                lst.append(a)
-        if new or a not in self.keysets:
-            self.keysets[a] = tuple(sorted((*old, *new)))
-        if new or s.ts_ms - self.last_eval.get(a, 0) >= self.config.cluster_eval_gap_ms:
+        cap = self.config.cluster_key_cap
+        for (kind, _), keys in zip(KINDS, new, strict=True):
+            index = self.index[kind]
+            for k in keys:
+                held = index.get(k)
+                if held is None:
+                    index[k] = a
+                elif isinstance(held, str):
+                    if cap >= 1:
+                        index[k] = [held, a]
+                elif len(held) <= cap:
+                    held.append(a)
+        if any(new) or s.ts_ms - self.last_eval.get(a, 0) >= self.config.cluster_eval_gap_ms:
             self._relink(a)
         if self.adj.get(a):
             self._evaluate(a, s.ts_ms, out)
         return out
 
     def _relink(self, a: str) -> None:
-        s, ka = self.summaries[a], self.keysets[a]
+        s = self.summaries[a]
         self.last_eval[a] = s.ts_ms
         cap = self.config.cluster_key_cap
-        get = self.index.get
         cands: set[str] = set()
-        for k in ka:
-            lst = get(k)
-            if lst and len(lst) <= cap:
-                cands.update(lst)
+        for (kind, _), keys in zip(KINDS, s.link_keys(), strict=True):
+            get = self.index[kind].get
+            for k in keys:
+                held = get(k)
+                if isinstance(held, str):
+                    if cap >= 1:
+                        cands.add(held)
+                elif held and len(held) <= cap:
+                    cands.update(held)
         cands.discard(a)
-        probe = set(ka)  # each candidate's keys are looked up in this (hashing, not a tuple scan)
+        probe = [set(keys) for keys in s.link_keys()]  # each candidate's keys are looked up in these
         for b in sorted(cands):
             if b not in self.summaries:
                 continue
-            w, kinds = link_weight(s, self.summaries[b], self.keysets[b], probe)
+            w, kinds = link_weight(s, self.summaries[b], probe)
             if w >= 2.0:
                 self.adj.setdefault(a, {})[b] = kinds
                 self.adj.setdefault(b, {})[a] = kinds
@@ -192,11 +197,17 @@ class ClusterDetector:
             self._forget(a)
 
     def _forget(self, a: str) -> None:
-        self.summaries.pop(a, None)
-        for k in self.keysets.pop(a, ()):
-            lst = self.index.get(k)
-            if lst and a in lst:
-                lst.remove(a)
+        s = self.summaries.pop(a, None)
+        for (kind, _), keys in zip(KINDS, s.link_keys() if s is not None else ((),) * 4, strict=True):
+            index = self.index[kind]
+            for k in keys:
+                held = index.get(k)
+                if held == a:
+                    del index[k]
+                elif isinstance(held, list) and a in held:
+                    held.remove(a)
+                    if len(held) == 1:
+                        index[k] = held[0]
         for b in self.adj.pop(a, {}):
             self.adj.get(b, {}).pop(a, None)
         self.last_eval.pop(a, None)
@@ -216,7 +227,6 @@ class ClusterDetector:
         return orjson.dumps(
             {
                 "summaries": list(self.summaries.values()),  # dataclasses: orjson serializes them natively
-                "keysets": self.keysets,  # sorted tuples: JSON arrays
                 "index": self.index,
                 "adj": self.adj,
                 "last_eval": self.last_eval,
@@ -232,12 +242,40 @@ class ClusterDetector:
 
     def restore(self, blob: bytes) -> None:
         d = orjson.loads(blob)
-        self.summaries = {s["account_id"]: AccountSummary.from_dict(s) for s in d["summaries"]}
-        self.keysets = {a: tuple(sorted(intern(x) for x in k)) for a, k in d["keysets"].items()}
-        self.index = {intern(k): v for k, v in d["index"].items()}
+        if "keysets" in d:
+            _upgrade(d)
+        self.summaries = {}
+        for item in d["summaries"]:
+            s = AccountSummary.from_dict(item)
+            self.summaries[s.account_id] = s.merged(None)[0]  # its keys as sorted tuples again
+        self.index = {kind: {intern(k): _held(v) for k, v in d["index"].get(kind, {}).items()} for kind, _ in KINDS}
         self.adj, self.last_eval = d["adj"], d["last_eval"]
         self.comp_eval = d.get("comp_eval", {})
         self.member_of, self.bias, self.last_sweep = d["member_of"], d["bias"], d["last_sweep"]
         self.incidents = {c: Incident.load(i) for c, i in d["incidents"].items()}
         self.allow = set(d["allow"])
         self.last_forget_hour = d.get("last_forget_hour", 0)
+
+
+def _held(accounts: str | list[str]) -> str | list[str]:
+    """An index entry as ``ClusterDetector.index`` holds it: one account alone, more in a list."""
+    if isinstance(accounts, str):
+        return intern(accounts)
+    return intern(accounts[0]) if len(accounts) == 1 else [intern(a) for a in accounts]
+
+
+def _upgrade(d: dict[str, Any]) -> None:
+    """A snapshot from before the index by kind (up to the fifteenth session), in place: key sets
+    of "kind:key" strings beside the summaries, one index of such keys to lists of accounts."""
+    fields = dict(KINDS)
+    for item in d["summaries"]:
+        for key in d["keysets"].get(item["account_id"], ()):
+            kind, _, k = key.partition(":")
+            item[fields[kind]] = [*item[fields[kind]], k]  # the set's keys include the summary's own
+    index: dict[str, dict[str, list[str]]] = {kind: {} for kind, _ in KINDS}
+    for key, accounts in d["index"].items():
+        kind, _, k = key.partition(":")
+        if accounts:  # a key whose accounts were all forgotten kept an empty list
+            index[kind][k] = accounts
+    d["index"] = index
+    del d["keysets"]

@@ -1,21 +1,26 @@
 """Linking evidence between accounts: what the cluster detector knows of an account
-(``AccountSummary``), its linking keys, and the weight of the evidence that two accounts are one
-operator (shared payment fingerprint 2, IP /24 prefix, ASN + user agent, template hash and
+(``AccountSummary``), its linking keys by kind, and the weight of the evidence that two accounts are
+one operator (shared payment fingerprint 2, IP /24 prefix, ASN + user agent, template hash and
 synchronized activity 1 each; a quarter inside one organisation).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from sys import intern
 
 KIND_WEIGHT = {"pay": 2.0, "ip": 1.0, "au": 1.0, "tpl": 1.0}
+# The kinds of linking key and the summary field holding each, in the order a link lists its kinds.
+KINDS = (("au", "asn_uas"), ("ip", "ip_prefixes"), ("pay", "payments"), ("tpl", "templates"))
 
 
 @dataclass(slots=True)
 class AccountSummary:
-    """What the cluster detector needs to know about one account (sent through Kafka as JSON)."""
+    """What the cluster detector needs to know about one account (sent through Kafka as JSON).
+
+    The key fields are the engine's lists; the cluster detector holds each account's keys of every
+    summary so far as sorted tuples in their place (``merged``)."""
 
     account_id: str
     ts_ms: int
@@ -25,10 +30,10 @@ class AccountSummary:
     score: float = 0.0
     harvest: float = 0.0
     events: int = 0
-    ip_prefixes: list[str] = field(default_factory=list)
-    asn_uas: list[str] = field(default_factory=list)
-    payments: list[str] = field(default_factory=list)
-    templates: list[str] = field(default_factory=list)
+    ip_prefixes: Sequence[str] = field(default_factory=list)
+    asn_uas: Sequence[str] = field(default_factory=list)
+    payments: Sequence[str] = field(default_factory=list)
+    templates: Sequence[str] = field(default_factory=list)
     act_mask: int = 0  # 48 x 5-minute activity slots ending at act_slot (bit 0)
     act_slot: int = 0
     allowlisted: bool = False
@@ -38,22 +43,43 @@ class AccountSummary:
 
     @classmethod
     def from_dict(cls, d: dict) -> AccountSummary:  # type: ignore[type-arg]
-        """From the JSON form; strings interned (shared with the engine's account state in a worker)."""
+        """From the JSON form; strings interned (shared with the engine's account state in a worker,
+        and with the cluster detector's key index)."""
         s = cls(**d)
         s.account_id, s.org_id = intern(s.account_id), intern(s.org_id)
         s.ip_prefixes = [intern(x) for x in s.ip_prefixes]
         s.asn_uas = [intern(x) for x in s.asn_uas]
         s.payments = [intern(x) for x in s.payments]
+        s.templates = [intern(x) for x in s.templates]
         return s
 
-    def link_keys(self) -> list[str]:
-        """Linking keys, interned: an account's key set and the key index share one string per key."""
-        return (
-            [intern(f"pay:{p}") for p in self.payments]
-            + [intern(f"ip:{p}") for p in self.ip_prefixes]
-            + [intern(f"au:{a}") for a in self.asn_uas]
-            + [intern(f"tpl:{t}") for t in self.templates]
+    def link_keys(self) -> tuple[Sequence[str], Sequence[str], Sequence[str], Sequence[str]]:
+        """The linking keys by kind (``KINDS`` order)."""
+        return self.asn_uas, self.ip_prefixes, self.payments, self.templates
+
+    def merged(self, held: AccountSummary | None) -> tuple[AccountSummary, list[list[str]]]:
+        """This summary with its keys joined to those ``held`` (the account's previous merged
+        summary) has, as sorted tuples; and the keys, by kind, that ``held`` did not have.
+
+        >>> first = AccountSummary("a", 0, 0, 0, ip_prefixes=["10.0.0.0/24"], templates=["t2", "t1"])
+        >>> m, new = first.merged(None)
+        >>> m.ip_prefixes, m.templates, new
+        (('10.0.0.0/24',), ('t1', 't2'), [[], ['10.0.0.0/24'], [], ['t1', 't2']])
+        >>> m2, new = AccountSummary("a", 60_000, 0, 0, templates=["t3", "t1"]).merged(m)
+        >>> m2.ip_prefixes, m2.templates, new
+        (('10.0.0.0/24',), ('t1', 't2', 't3'), [[], [], [], ['t3']])
+        """
+        before = held.link_keys() if held is not None else ((), (), (), ())
+        new = [sorted({k for k in keys if k not in old}) for keys, old in zip(self.link_keys(), before, strict=True)]
+        au, ip, pay, tpl = (
+            tuple(sorted((*old, *add))) if add else tuple(old) for old, add in zip(before, new, strict=True)
         )
+        m = AccountSummary(
+            self.account_id, self.ts_ms, self.created_ms, self.first_ms, self.org_id, self.score, self.harvest,
+            self.events, ip_prefixes=ip, asn_uas=au, payments=pay, templates=tpl, act_mask=self.act_mask,
+            act_slot=self.act_slot, allowlisted=self.allowlisted,
+        )  # fmt: skip
+        return m, new
 
 
 def ip_prefix(ip: str) -> str:
@@ -65,16 +91,6 @@ def ip_prefix(ip: str) -> str:
     if ":" in ip:
         return ":".join(ip.split(":")[:3]) + "::/48"
     return ip.rsplit(".", 1)[0] + ".0/24"
-
-
-def same_sources(a: AccountSummary, b: AccountSummary) -> bool:
-    """Same payments, prefixes, ASN/user agents and templates (so the same linking keys)."""
-    return (
-        a.payments == b.payments
-        and a.ip_prefixes == b.ip_prefixes
-        and a.asn_uas == b.asn_uas
-        and a.templates == b.templates
-    )
 
 
 def synchronized(a: AccountSummary, b: AccountSummary) -> bool:
@@ -95,16 +111,20 @@ def synchronized(a: AccountSummary, b: AccountSummary) -> bool:
     return 4 <= union <= 36 and (ma & mb).bit_count() / union >= 0.6
 
 
-def link_weight(
-    a: AccountSummary, b: AccountSummary, ka: Collection[str], kb: Collection[str]
-) -> tuple[float, list[str]]:
+def link_weight(a: AccountSummary, b: AccountSummary, probe: Sequence[Collection[str]]) -> tuple[float, list[str]]:
     """Evidence that two accounts are one operator: (weight, kinds shared).
 
-    ``ka`` and ``kb`` are the two accounts' key sets; only the keys they share count, so either may
-    come first. Each key of ``ka`` is looked up in ``kb``: pass a set as ``kb`` when it is reused.
+    ``probe`` holds ``a``'s keys by kind (``KINDS`` order; sets when reused for many ``b``): a kind
+    counts when one of ``b``'s keys of that kind is in it.
+
+    >>> a = AccountSummary("a", 0, 0, 0, ip_prefixes=("5.6.7.0/24",), payments=("pf-1",))
+    >>> b = AccountSummary("b", 0, 0, 0, ip_prefixes=("5.6.7.0/24",), payments=("pf-1",), org_id="o")
+    >>> link_weight(a, b, a.link_keys())
+    (3.0, ['ip', 'pay'])
     """
-    kinds = sorted({k.split(":", 1)[0] for k in ka if k in kb})
-    if not {"pay", "ip", "tpl"} & set(kinds):  # needs some specific shared infrastructure or template
+    shared = zip(KINDS, probe, b.link_keys(), strict=True)
+    kinds = [kind for (kind, _), mine, theirs in shared if any(k in mine for k in theirs)]
+    if "pay" not in kinds and "ip" not in kinds and "tpl" not in kinds:  # needs specific infrastructure or template
         return 0.0, kinds
     w = sum(KIND_WEIGHT[k] for k in kinds)
     if synchronized(a, b):

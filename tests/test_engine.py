@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 import tracemalloc
 
 import orjson
@@ -198,8 +197,38 @@ def test_cluster_detector_links_shared_infrastructure_not_corporate() -> None:
     assert AccountSummary.from_dict(s.to_dict()) == s
 
 
+def test_cluster_detector_keeps_every_key_and_restores_older_snapshots() -> None:
+    """An account links by every key its summaries ever carried (a template that left its top 3
+    still links it); a snapshot from before the index by kind ("kind:key" key sets and lists of
+    accounts, forgotten keys as empty lists) restores to the same detector."""
+    cd = ClusterDetector(CFG)
+    for i in range(4):
+        tpl = ["old-tpl"] if i % 2 == 0 else ["new-tpl"]  # hy0 and hy2 bring old-tpl, hy1 and hy3 new-tpl
+        cd.add_summary(AccountSummary(f"hy{i}", T0 + i, T0, T0, ip_prefixes=["5.6.7.0/24"], templates=tpl))
+    cd.add_summary(AccountSummary("hy0", T0 + 10, T0, T0, ip_prefixes=["5.6.7.0/24"], templates=["new-tpl"]))
+    assert cd.summaries["hy0"].templates == ("new-tpl", "old-tpl")
+    assert cd.adj["hy0"]["hy2"] == ["ip", "tpl"]  # by old-tpl, no longer in hy0's latest summary
+    cd.add_summary(AccountSummary("gone", T0 + 20, T0, T0, payments=["pf-9"]))
+    cd._forget("gone")
+    assert "pf-9" not in cd.index["pay"]
+
+    new = orjson.loads(cd.snapshot())
+    old = dict(new)
+    fields = {"au": "asn_uas", "ip": "ip_prefixes", "pay": "payments", "tpl": "templates"}
+    old["keysets"] = {
+        s["account_id"]: sorted(f"{kind}:{k}" for kind, f in fields.items() for k in s[f]) for s in new["summaries"]
+    }
+    old["summaries"] = [{**s, "templates": s["templates"][:1]} for s in new["summaries"]]  # the latest only
+    old["index"] = {f"{kind}:{k}": v if isinstance(v, list) else [v] for kind, keys in new["index"].items()
+                    for k, v in keys.items()} | {"pay:pf-9": []}  # fmt: skip
+    restored = ClusterDetector(CFG)
+    restored.restore(orjson.dumps(old))
+    assert restored.snapshot() == cd.snapshot()
+
+
 def test_cluster_detector_memory_per_account() -> None:
-    """Key sets are small tuples whose strings the key index shares (a re-sent summary adds nothing)."""
+    """An account's keys are small tuples of the strings its summary brought, which the key index
+    shares; a key with one account holds the account id alone (a re-sent summary adds nothing)."""
     cd = ClusterDetector(CFG)
     n = 2000
 
@@ -209,19 +238,23 @@ def test_cluster_detector_memory_per_account() -> None:
             asn_uas=[f"7922|UA {a}"], payments=[f"pf-{a}"], templates=[f"t{a:x}", f"u{a:x}", f"v{a:x}"],
         )  # fmt: skip
 
+    first = [summary(a, T0) for a in range(n)]
     tracemalloc.start()  # before the first pass: the summaries the second pass replaces are freed in view
-    for a in range(n):
-        cd.add_summary(summary(a, T0))
+    for s in first:
+        cd.add_summary(s)
     before = tracemalloc.get_traced_memory()[0]
     for a in range(n):  # the same accounts again, their keys as fresh strings
         cd.add_summary(summary(a, T0 + 30_000))
     again = (tracemalloc.get_traced_memory()[0] - before) / n
     tracemalloc.stop()
-    keys = cd.keysets["acct7"]
-    assert isinstance(keys, tuple) and len(keys) == 6
-    assert {id(k) for k in keys} <= {id(k) for k in cd.index}
-    assert sys.getsizeof(keys) < 200  # a set of six strings: 728 bytes
-    assert again < 300, again  # set-based key sets of fresh strings (the previous code) fail this
+    held = cd.summaries["acct7"]
+    assert [len(keys) for keys in held.link_keys()] == [1, 1, 1, 3]
+    assert all(isinstance(keys, tuple) for keys in held.link_keys())
+    indexed = {id(k) for keys in cd.index.values() for k in keys}
+    assert {id(k) for keys in held.link_keys() for k in keys} <= indexed
+    assert all(isinstance(a, str) for keys in cd.index.values() for a in keys.values())  # no list of one
+    assert before / n < 700, before / n  # key sets and one-account lists of "kind:key" strings: 1,322
+    assert again < 300, again  # set-based key sets of fresh strings (an earlier version) fail this
 
 
 def test_memory_per_account_under_4kb() -> None:
