@@ -13,7 +13,7 @@ emptied only then. A crash half-way through a write leaves the previous
 snapshot whole. (Keys that carried the part count, as before, left every
 earlier snapshot of another size in the in-memory table for good.) Parts are
 zlib-compressed JSON: 54.7 MB of JSON became 16.5 MB at the benchmark's 100,653 accounts
-(``python scripts/core_profile.py``).
+(``python scripts/core_profile.py``, thirteenth session; smaller since the key index by kind).
 
 Cadence: a snapshot every ``every_s`` while summaries flow, and one as soon
 as the agent has been quiet for ``quiet_s`` or a rebalance starts (``release``,
