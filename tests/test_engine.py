@@ -253,7 +253,7 @@ def test_cluster_detector_memory_per_account() -> None:
     indexed = {id(k) for keys in cd.index.values() for k in keys}
     assert {id(k) for keys in held.link_keys() for k in keys} <= indexed
     assert all(isinstance(a, str) for keys in cd.index.values() for a in keys.values())  # no list of one
-    assert before / n < 700, before / n  # key sets and one-account lists of "kind:key" strings: 1,322
+    assert before / n < 700, before / n  # key sets and one-account lists of "kind:key" strings exceed it
     assert again < 300, again  # set-based key sets of fresh strings (an earlier version) fail this
 
 
