@@ -69,11 +69,11 @@ class ClusterDetector:
                 held = index.get(k)
                 if held is None:
                     index[k] = a
-                elif isinstance(held, str):
-                    if cap >= 1:
-                        index[k] = [held, a]
-                elif len(held) <= cap:
-                    held.append(a)
+                else:
+                    accounts = [held] if isinstance(held, str) else held
+                    if len(accounts) <= cap:
+                        accounts.append(a)
+                        index[k] = accounts
         if any(new) or s.ts_ms - self.last_eval.get(a, 0) >= self.config.cluster_eval_gap_ms:
             self._relink(a)
         if self.adj.get(a):
@@ -89,11 +89,10 @@ class ClusterDetector:
             get = self.index[kind].get
             for k in keys:
                 held = get(k)
-                if isinstance(held, str):
-                    if cap >= 1:
-                        cands.add(held)
-                elif held and len(held) <= cap:
-                    cands.update(held)
+                if held is not None:
+                    accounts = (held,) if isinstance(held, str) else held
+                    if len(accounts) <= cap:
+                        cands.update(accounts)
         cands.discard(a)
         probe = [set(keys) for keys in s.link_keys()]  # each candidate's keys are looked up in these
         for b in sorted(cands):

@@ -100,7 +100,7 @@ def check_fresh(package_dir: Path | None = None) -> None:
 
 
 def summary() -> str:
-    """One line for logs and reports, e.g. ``18/18 core modules compiled``."""
+    """One line for logs and reports, e.g. ``19/19 core modules compiled``."""
     done = status()
     return f"{sum(done.values())}/{len(done)} core modules compiled"
 
