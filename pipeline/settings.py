@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     worker_commit_interval_s: float = Field(10.0, gt=0, description="state flush + offset commit period")
     worker_max_batch: int = Field(5000, ge=1, description="records handed to the core in one batch")
     worker_fetch_max_wait_ms: int = Field(100, ge=1, description="longest a fetch waits for new events")
+    worker_malloc_mmap_threshold: int = Field(
+        131072, ge=0, le=32 << 20, description="glibc: blocks this large or larger are returned to the OS when freed "
+        "(0: malloc's adaptive threshold)"
+    )
 
     # --- Detection ---------------------------------------------------------
     seed: int = Field(7, description="seed of every random choice (models, simulator default)")

@@ -227,9 +227,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from faust import Worker
 
     from pipeline.compiled import summary
-    from pipeline.tuning import preload, tune_gc
+    from pipeline.tuning import preload, tune_gc, tune_malloc
 
     configure_logging(args.log_level)
+    threshold = settings.worker_malloc_mmap_threshold
+    if tune_malloc(threshold):  # before Faust starts its threads
+        log.info("malloc: blocks of %d bytes and more are returned to the OS when freed", threshold)
     log.info("detection core: %s", summary())  # uncompiled (no C compiler at install): slower, README
     app = create_app(settings)
     preload()

@@ -7,11 +7,14 @@ it as ``evaluate`` does, then prints the deep size (``sys.getsizeof``, each obje
 per warm account of every ``AccountState`` slot, the size of the frozen ones (``cold``) and of the
 cluster detector's tables; what freezing a warm account holds and costs (freeze, thaw); and the
 gaps between an account's consecutive events (how often a frozen account is loaded again).
-Deep size leaves out the allocator's overhead and fragmentation that a worker's RSS includes.
+Deep size leaves out the allocator's overhead and fragmentation that a worker's RSS includes: the
+resident growth of this process over the pass (malloc tuned as the worker's, River imported first)
+shows them, without the worker's Kafka buffers and Faust table.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -22,11 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.account import AccountState  # noqa: E402
 from pipeline.benchdata import data_from_cli  # noqa: E402
-from pipeline.benchparts import measure_offline  # noqa: E402
+from pipeline.benchparts import measure_offline, rss_bytes  # noqa: E402
 from pipeline.cold import ColdAccounts  # noqa: E402
 from pipeline.detection import DetectionConfig  # noqa: E402
 from pipeline.offline import OfflineRunner  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
+from pipeline.tuning import preload, tune_malloc  # noqa: E402
 from pipeline.validation import decode_event  # noqa: E402
 
 _UNSET = object()
@@ -62,8 +66,12 @@ def deep_size(obj: object, seen: set[int]) -> int:
 def main() -> None:
     data = data_from_cli(__doc__, events=300_000, accounts=30_000)
     s = Settings()
+    tune_malloc(s.worker_malloc_mmap_threshold)
     runner = OfflineRunner(DetectionConfig.from_settings(s))
+    preload()  # River, imported by the first shard otherwise: not account state (as the worker does)
+    rss0 = rss_bytes(os.getpid())
     measure_offline(s, data, runner)
+    rss1 = rss_bytes(os.getpid())
     accounts = [st for sh in runner.engine.shards.values() for st in sh.accounts.values()]
     n = len(accounts)
     seen: set[int] = set()
@@ -78,6 +86,7 @@ def main() -> None:
     for name, b in per_slot.most_common(16):
         print(f"  {b / n:7,.0f} B  {name}")
     blobs = [b for sh in runner.engine.shards.values() for b in sh.cold.blobs.values()]
+    blobs_size = [sys.getsizeof(b) for b in blobs]
     if blobs:
         print(f"{len(blobs):,} frozen accounts (idle {Settings().freeze_idle_s} s): median "
               f"{statistics.median(sys.getsizeof(b) for b in blobs):,.0f} B each (compressed record)")  # fmt: skip
@@ -89,6 +98,9 @@ def main() -> None:
     print(f"cluster detector {sum(tables.values()) / n_all:,.0f} B/account ({shared})")
     for k, b in sorted(tables.items(), key=lambda kv: -kv[1])[:5]:
         print(f"  {b / n_all:7,.0f} B  {k}")
+    deep = sum(per_slot.values()) + sum(blobs_size) + sum(tables.values())
+    print(f"resident memory growth of this process over the pass: {(rss1 - rss0) / n_all:,.0f} B/account "
+          f"(deep sizes above: {deep / n_all:,.0f} B)")
 
     sample = accounts[:5000]
     cold = ColdAccounts()

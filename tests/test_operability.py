@@ -1,9 +1,12 @@
 """Operability: the worker's /metrics, /livez, /readyz while it processes real traffic; JSON logs that
-locate every dead-lettered message; the sink's endpoints (pipeline.sinkweb)."""
+locate every dead-lettered message; the sink's endpoints (pipeline.sinkweb); the worker's malloc
+threshold (pipeline.tuning)."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -123,3 +126,33 @@ def test_start_sink_web_on_a_taken_port_logs_and_returns_none(caplog: pytest.Log
         assert "sink web endpoints not started" in caplog.text
     finally:
         first.close()
+
+
+FREED_BLOCKS = """
+import os, sys
+from pipeline.benchparts import rss_bytes
+from pipeline.tuning import tune_malloc
+print(tune_malloc(int(sys.argv[1])))
+big = b"x" * (16 << 20)
+del big  # a large block freed: an adaptive glibc now serves blocks up to 16 MB from the heap
+before = rss_bytes(os.getpid())
+blocks, fences = [], []
+for _ in range(60):  # each block has a kept 64 KB block above it: on the heap, it is never at the top
+    blocks.append(b"x" * (1 << 20))
+    fences.append(b"x" * (64 << 10))
+del blocks
+print((rss_bytes(os.getpid()) - before) >> 20)
+"""
+
+
+def test_pinned_malloc_threshold_returns_freed_blocks_to_the_os() -> None:
+    """60 MB of 1 MB blocks, freed: an adaptive malloc keeps them resident, a pinned one does not
+    (the 64 KB blocks, 4 MB, are kept either way)."""
+    kept = {}
+    for threshold in (0, 131072):
+        out = subprocess.run([sys.executable, "-c", FREED_BLOCKS, str(threshold)], capture_output=True,
+                             text=True, check=True).stdout.split()  # fmt: skip
+        kept[threshold] = (out[0] == "True", int(out[1]))
+    assert kept[0][0] is False and kept[0][1] >= 50, kept
+    assert kept[131072] == (True, kept[131072][1]) and kept[131072][1] <= 8, kept
+
