@@ -11,7 +11,7 @@ from pipeline.topk cimport DistinctSketch, HeavyHitters
 cdef class MinuteBucket:
     cdef public object account_id
     cdef public long long minute_ms
-    cdef public list v
+    cdef public object v  # array("d")
     cdef public list models
     cdef public bint dirty
 

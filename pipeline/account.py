@@ -3,10 +3,15 @@ events (sketches, decayed accumulators, scoring schedule, incident), with its ch
 
 The bucket vector layout (``EV`` .. ``TREP``, then one count per contract category from ``CAT0``)
 is shared by the hot path (``engine``), folding and features (``features``) and aggregate rows.
+It is an ``array("d")``: 8 bytes a number inside one object, where a list held a pointer to an int
+or float object of 24 to 32 bytes for each; every count is an integer below 2**53, exact in a
+double, and ``counts`` gives them back as ints.
 
 >>> st = AccountState("a", 0, created_ms=0, first_ms=90_000)
 >>> st.bucket.minute_ms, len(st.bucket.v) == NV
 (60000, True)
+>>> st.bucket.v[EV] += 2; st.bucket.v[LAT] += 12.5; counts(st.bucket.v)[EV:OUT], counts(st.bucket.v)[LAT]
+([2, 0], 12.5)
 >>> AccountState.load(st.dump()).dump() == st.dump()
 True
 """
@@ -28,6 +33,7 @@ EV, IN, OUT, ERR, THR, COT, TOOL, NOVEL, NEAR, NEWM, GAP, GAP2, NGAP, LAT, ACT, 
 CAT0 = 16
 NV = CAT0 + len(CATEGORIES)
 SLOT_MS = 300_000  # activity-mask slot (synchronized-timing signature)
+_ZEROS = array("d", bytes(8 * NV))
 
 
 class MinuteBucket:
@@ -38,9 +44,16 @@ class MinuteBucket:
     def __init__(self, account_id: str, minute_ms: int, model: str = "") -> None:
         self.account_id = account_id
         self.minute_ms = minute_ms
-        self.v: list[Any] = [0] * NV  # ints, latency float
+        self.v = array("d", _ZEROS)  # counts, and the latency sum (``counts``)
         self.models: list[str] = [model] if model else []
         self.dirty = False
+
+
+def counts(v: array) -> list[Any]:  # type: ignore[type-arg]
+    """A bucket vector as the numbers it holds: ints, and the latency sum a float (rows, changelog)."""
+    out: list[Any] = [int(x) for x in v]
+    out[LAT] = v[LAT]
+    return out
 
 
 class AccountState:
@@ -152,7 +165,7 @@ class AccountState:
         """Plain-JSON form (orjson) of the whole state (one positional list, slot order)."""
         out = list(_ALL_SLOTS(self))
         b = self.bucket
-        out[_I_BUCKET] = [b.minute_ms, b.v, b.models]
+        out[_I_BUCKET] = [b.minute_ms, counts(b.v), b.models]
         for i in _I_ARRAYS:
             out[i] = pack(out[i])  # type: ignore[arg-type]
         for i in _I_SKETCHES:
@@ -182,7 +195,7 @@ class AccountState:
                 val = Incident.load(val) if val is not None else None
             elif name == "bucket":
                 bk = MinuteBucket(d[0], val[0])
-                bk.v, bk.models = list(val[1]), list(val[2])
+                bk.v, bk.models = array("d", val[1]), list(val[2])
                 val = bk
             setattr(st, name, val)
         st.dirty = False

@@ -6,7 +6,7 @@ from pipeline.account cimport AccountState, MinuteBucket
 from pipeline.sketches cimport stable_hash
 from pipeline.topk cimport HeavyHitters
 
-@cython.locals(b=MinuteBucket, v=list, tpl=HeavyHitters, ts=cython.longlong, minute=cython.longlong,
+@cython.locals(b=MinuteBucket, v=cython.double[:], tpl=HeavyHitters, ts=cython.longlong, minute=cython.longlong,
                status=cython.longlong, c=cython.longlong, gap=cython.longlong, n=cython.longlong)
 cpdef int count(sh, AccountState st, event, long long offset, long long lateness, long long min_events,
                 long long force_min) except -1

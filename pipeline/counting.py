@@ -16,7 +16,7 @@ are C integers there (``account.pxd``).
 >>> count(sh, st, ev, 0, 60_000, 10, 3) == COUNTED, count(sh, st, ev, 0, 60_000, 10, 3) == REPLAYED
 (True, True)
 >>> count(sh, st, ev, 1, 60_000, 10, 3) == DUPLICATE, st.bucket.v[:3], st.cusum
-(True, [1, 10, 20], 6)
+(True, array('d', [1.0, 10.0, 20.0]), 6)
 """
 
 from __future__ import annotations

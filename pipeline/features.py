@@ -76,11 +76,11 @@ NAMES = (
 NF = len(NAMES)
 
 
-def decay_add(acc: array, d: float, v: list[Any]) -> None:  # type: ignore[type-arg]
+def decay_add(acc: array, d: float, v: array) -> None:  # type: ignore[type-arg]
     """``acc[i] = acc[i] * d + v[i]`` in place, in double precision, stored single (``features.pxd``
     types it for the compiled build: a C loop instead of a Python float per element).
 
-    >>> acc = array("f", [1.0, 2.0]); decay_add(acc, 0.5, [1, 0]); acc.tolist()
+    >>> acc = array("f", [1.0, 2.0]); decay_add(acc, 0.5, array("d", [1, 0])); acc.tolist()
     [1.5, 1.0]
     """
     a = acc
@@ -89,7 +89,7 @@ def decay_add(acc: array, d: float, v: list[Any]) -> None:  # type: ignore[type-
         a[i] = a[i] * d + x
 
 
-def decayed(acc: array, d: float, v: list[Any]) -> list[float]:  # type: ignore[type-arg]
+def decayed(acc: array, d: float, v: array) -> list[float]:  # type: ignore[type-arg]
     """``acc * d + v`` as a new list of doubles (what ``decay_add`` would store, before rounding)."""
     a = acc
     out = []

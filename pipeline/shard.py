@@ -10,11 +10,12 @@ plus one shard record (``SHARD_KEY``).
 
 from __future__ import annotations
 
+from array import array
 from sys import intern
 
 import orjson
 
-from pipeline.account import CAT0, COT, ERR, EV, IN, LAT, NV, OUT, THR, TOOL, AccountState, MinuteBucket
+from pipeline.account import CAT0, COT, ERR, EV, IN, LAT, NV, OUT, THR, TOOL, AccountState, MinuteBucket, counts
 from pipeline.cold import ColdAccounts
 from pipeline.contract import CATEGORY_INDEX, Event
 from pipeline.detection import DetectionConfig, Scorer
@@ -206,7 +207,7 @@ class Shard:
         append = rows.append
         for b in self.agg_dirty:
             b.dirty = False
-            v = b.v
+            v = counts(b.v)
             n = v[0]
             append(AggregateRow(b.account_id, b.minute_ms, n, n, v[1], v[2], v[3], v[4], v[5], v[6], v[7],
                                 float(v[LAT]), v[CAT0:NV], b.models[:]))  # fmt: skip
@@ -222,7 +223,7 @@ class Shard:
         self.evicted = []
         self.snapping.extend(self.dirty)  # their dirty flag stays set: a change meanwhile does not queue twice
         self.dirty = []
-        recent = [[a, m, b.v, b.models] for m, held in self.recent.items() for a, b in held.items()]
+        recent = [[a, m, counts(b.v), b.models] for m, held in self.recent.items() for a, b in held.items()]
         pending = list(self.pending) + sorted(cold.pending)
         head = [self.clock, self.next_boundary, self.models, self.start_ms, pending, recent,
                 self.evict_hour]  # fmt: skip
@@ -259,7 +260,7 @@ class Shard:
             self.recent = {}
             for a, m, v, models in recent:
                 bk = MinuteBucket(a, m)
-                bk.v, bk.models = v, models
+                bk.v, bk.models = array("d", v), models
                 self.recent.setdefault(m, {})[a] = bk
             self.pending = {a: self.accounts[a] for a in pending if a in self.accounts}
             self.cold.pending = {a for a in pending if a in self.cold}

@@ -179,7 +179,7 @@ def test_typed_kernels_compute_what_their_source_does() -> None:
         counts = [rnd.choice((0, 0.0, rnd.random(), rnd.random() * 1e6, rnd.randint(0, 50))) for _ in range(n)]
         assert topk.entropy(counts) == py_t.entropy(counts), counts
         acc = array("f", (rnd.uniform(-1e6, 1e6) for _ in range(n)))
-        v = [rnd.choice((0, rnd.randint(0, 2**40), rnd.random() * 1e3)) for _ in range(n)]
+        v = array("d", [rnd.choice((0, rnd.randint(0, 2**40), rnd.random() * 1e3)) for _ in range(n)])
         d = rnd.choice((1.0, 0.0, rnd.random(), math.exp(-rnd.randint(0, 10**7) / 900_000)))
         assert features.decayed(acc, d, v) == py_f.decayed(acc, d, v)
         c_acc, p_acc = array("f", acc), array("f", acc)
@@ -206,7 +206,7 @@ def test_extension_type_accounts_fold_and_keep_what_the_source_does() -> None:
         for st, fold in ((c_st, features.fold), (p_st, py_f.fold)):
             fold(st, minute)
             st.bucket = MinuteBucket("a", minute)
-            st.bucket.v = list(v)
+            st.bucket.v = array("d", v)
         assert c_st.dump() == p_st.dump(), i
     assert c_st.hours and c_st.act_mask < 1 << 48
     with pytest.raises(OverflowError):

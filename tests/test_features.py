@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from array import array
 
 import pytest
 
@@ -94,7 +95,7 @@ def test_feature_rates_and_shares() -> None:
         st.bucket.v[COT] += 3
         fold(st, st.bucket.minute_ms + 60_000)
         st.bucket.minute_ms += 60_000
-        st.bucket.v = [0] * len(st.bucket.v)
+        st.bucket.v = array("d", [0] * len(st.bucket.v))
     f = dict(zip(NAMES, feature_vector(st, t0 + 10 * 60_000), strict=True))
     assert math.isclose(f["cot_share"], 0.5) and math.isclose(f["cot_share_6h"], 0.5)
     assert 4.5 < f["rate_per_min_15m"] < 6.5  # ~6 events/min
