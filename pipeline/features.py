@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import Any
 
 from pipeline.account import (
     ACT,
