@@ -22,6 +22,9 @@ pins the threshold (``DW_WORKER_MALLOC_MMAP_THRESHOLD``), which stops the adjust
 300,000 events and 30,549 accounts the worker's resident growth per account went from 7,170 and
 7,253 B to 5,886 and 6,445 B (``MALLOC_MMAP_THRESHOLD_=131072 distillwatch bench --events 300000
 --accounts 30000``, glibc's variable for the same setting, two runs each; full size: README).
+The price is CPU: in a later session, alternated, the worker's CPU per event was 56.2 and 60.8 µs
+pinned against 51.5 and 56.1 µs adaptive (``DW_WORKER_MALLOC_MMAP_THRESHOLD=0``, same command), up
+to ~8 %, about the spread between runs, for ~20 % less resident growth.
 """
 
 from __future__ import annotations
