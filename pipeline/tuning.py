@@ -24,7 +24,7 @@ pins the threshold (``DW_WORKER_MALLOC_MMAP_THRESHOLD``), which stops the adjust
 --accounts 30000``, glibc's variable for the same setting, two runs each; full size: README).
 The price is CPU: in a later session, alternated, the worker's CPU per event was 56.2 and 60.8 µs
 pinned against 51.5 and 56.1 µs adaptive (``DW_WORKER_MALLOC_MMAP_THRESHOLD=0``, same command), up
-to ~8 %, about the spread between runs, for ~20 % less resident growth.
+to ~9 % (means of two), about the spread between runs, for ~22 % less resident growth.
 """
 
 from __future__ import annotations
