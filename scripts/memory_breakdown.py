@@ -89,7 +89,7 @@ def main() -> None:
     blobs_size = [sys.getsizeof(b) for b in blobs]
     if blobs:
         print(f"{len(blobs):,} frozen accounts (idle {Settings().freeze_idle_s} s): median "
-              f"{statistics.median(sys.getsizeof(b) for b in blobs):,.0f} B each (compressed record)")  # fmt: skip
+              f"{statistics.median(blobs_size):,.0f} B each (compressed record)")  # fmt: skip
     clusters = runner.clusters
     names = getattr(type(clusters), "__slots__", None) or list(vars(clusters))
     tables = {k: deep_size(getattr(clusters, k), seen) for k in names if k not in ("config", "policy")}

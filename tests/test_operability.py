@@ -154,5 +154,4 @@ def test_pinned_malloc_threshold_returns_freed_blocks_to_the_os() -> None:
                              text=True, check=True).stdout.split()  # fmt: skip
         kept[threshold] = (out[0] == "True", int(out[1]))
     assert kept[0][0] is False and kept[0][1] >= 50, kept
-    assert kept[131072] == (True, kept[131072][1]) and kept[131072][1] <= 8, kept
-
+    assert kept[131072][0] is True and kept[131072][1] <= 8, kept
