@@ -165,8 +165,10 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Any:
 
     summaries = app.topic(s.topic_summaries, partitions=1, key_serializer="raw", value_serializer="raw")
 
-    # use_partitioner: the release timer writes outside stream iteration (one partition either way)
-    table = app.Table("cluster-state", partitions=1, key_type=bytes, value_type=bytes, use_partitioner=True)
+    # use_partitioner: the release timer writes outside stream iteration (one partition either way);
+    # dwfiles: the snapshot's parts live in files, not in the heap (pipeline/tablestore.py)
+    table = app.Table("cluster-state", partitions=1, key_type=bytes, value_type=bytes, use_partitioner=True,
+                      store="dwfiles://tabledir")  # fmt: skip
     state = ClusterState(clusters, table, every_s=s.worker_commit_interval_s)
 
     @app.agent(summaries)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
+from pathlib import Path
 from types import SimpleNamespace
 
+import faust
 import orjson
 import pytest
 
@@ -14,6 +16,7 @@ from pipeline.clusters import ClusterDetector
 from pipeline.clusterstate import ClusterState
 from pipeline.detection import DetectionConfig
 from pipeline.linking import AccountSummary
+from pipeline.tablestore import FileStore, FileValues
 
 
 class Crash(Exception):
@@ -154,3 +157,45 @@ def test_applying_blocks_snapshots_and_records_only_on_success() -> None:
         raise Crash
     assert state.applied_offset == 5 and not state.busy
     assert state.release(rebalancing=True)
+
+
+def test_the_worker_table_store_keeps_the_snapshot_in_files_and_recovers_it(
+    small_parts: None, tmp_path: Path
+) -> None:
+    """The cluster table's store (``dwfiles://``, as the worker declares it): values in files under the
+    table's directory, only keys in memory; a changelog recovery (tombstones included) restores it."""
+    app = faust.App("dw-test", datadir=str(tmp_path))
+    table = app.Table("cluster-state", partitions=1, key_type=bytes, value_type=bytes, store="dwfiles://tabledir")
+    store = table.data
+    assert isinstance(store, FileStore)
+    det = ClusterDetector(DetectionConfig())
+    state = ClusterState(det, store, every_s=0.0)
+    changelog: list[tuple[bytes, bytes | None]] = []
+    for step in range(3):
+        _grow(det, step * 40, 40)
+        state.applied(_ack(), step)
+        before = {k: store[k] for k in store}
+        assert state.maybe_snapshot()
+        changelog += [(k, v) for k, v in ((k, store.get(k)) for k in store) if before.get(k) != v]
+        changelog += [(k, None) for k in before if k not in store]  # what Faust sends as tombstones
+    files = sorted(p.name for p in store.data.root.iterdir())
+    assert files == sorted(k.hex() for k in store) and len(files) == int(store[b"detector/meta"].split(b":")[1]) + 1
+    assert not isinstance(store.data, dict)  # the values are not held in the heap
+
+    # a restarted worker: a fresh store (left-over files removed), filled from the changelog
+    again = app.Table("cluster-state-2", partitions=1, key_type=bytes, value_type=bytes, store="dwfiles://tabledir").data
+    events = [SimpleNamespace(key=k, value=v, message=SimpleNamespace(value=v, partition=0)) for k, v in changelog]
+    again.apply_changelog_batch(events, lambda k: k, lambda v: v)
+    fresh = ClusterDetector(DetectionConfig())
+    restored = ClusterState(fresh, again, every_s=10.0)
+    restored.restore_once()
+    assert restored.applied_offset == 2 and fresh.snapshot() == det.snapshot()
+    assert sorted(again) == sorted(store)
+
+
+def test_file_values_refuse_what_a_raw_table_cannot_hold(tmp_path: Path) -> None:
+    values = FileValues(tmp_path / "t")
+    with pytest.raises(TypeError, match="bytes keys and values"):
+        values[b"k"] = "text"  # type: ignore[assignment]
+    with pytest.raises(KeyError):
+        values[b"missing"]
