@@ -1,7 +1,8 @@
 """A Faust table store that keeps its values in files: the cluster snapshot leaves the heap.
 
 The cluster detector's table holds one zlib-compressed snapshot of the whole
-detector (two while the next is written): about 16 MB at 100,000 accounts.
+detector (two while the next is written): 12.9 MB at the benchmark's 100,653
+accounts (``python scripts/core_profile.py``).
 Faust's memory store keeps it resident although the worker reads it only once,
 when it restores after a start. ``FileStore`` is Faust's memory store with the
 values in one file each under the table's directory (``tabledir``, inside the

@@ -5,7 +5,8 @@ Topology:
 - ``api.requests`` -> batch consumer -> ``HotPath`` (decode, Engine, outputs,
   checkpoint) -> ``anomaly.alerts``, aggregates, scores, summaries, state changelog.
 - ``distillwatch.summaries`` (one partition) -> Faust agent -> ``ClusterDetector``
-  -> cluster alerts; its state lives in a Faust table (changelog-backed).
+  -> cluster alerts; its state lives in a Faust table (changelog-backed, values in files:
+  ``tablestore``).
 - ``anomaly.feedback`` -> read in full by every worker (a task) -> engine and clusters.
 - web: ``/metrics`` (Prometheus), ``/livez``, ``/readyz``.
 """
