@@ -117,18 +117,18 @@ def measure_worker(stack: LocalStack, data: BenchData, timeout_s: float = 900.0)
     stack.start_sink()
     proc = stack.start_worker("bench")
     port = proc.web_port  # type: ignore[attr-defined]
-    rss_base, t0, cpu0 = 0, 0.0, 0.0
+    rss_base, t0, cpu0, base_at = 0, 0.0, 0.0, 0.0
     deadline = time.monotonic() + timeout_s
     while not t0:
         try:
             # the baseline is the last reading before the first event was consumed (started, River
             # loaded, partitions assigned): what grows after it is the state of the accounts
-            rss_before = rss_bytes(proc.pid)
+            rss_before, read_at = rss_bytes(proc.pid), time.monotonic()
             consumed = _answered_metric(port, "distillwatch_events_in_total")
             if consumed:
                 t0, cpu0 = time.monotonic(), cpu_seconds(proc.pid)
             elif consumed is not None:
-                rss_base = rss_before
+                rss_base, base_at = rss_before, read_at
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -170,6 +170,11 @@ def measure_worker(stack: LocalStack, data: BenchData, timeout_s: float = 900.0)
         "events_counted_in_clickhouse": float(counted),
         "alert_messages_in_clickhouse": float(alerts),
         "worker_rss_mb": rss / 2**20,
+        # the baseline and how long before the first event it was read (a worker too busy to answer
+        # /metrics while it starts leaves an early, lower reading: the eighteenth session's runs
+        # started from 175, 162 and 132 MiB)
+        "worker_rss_base_mb": rss_base / 2**20,
+        "worker_rss_base_age_s": t0 - base_at,
         "state_bytes_per_account": (rss - rss_base) / tracked,
         "accounts_frozen_share": frozen / tracked,
     }
