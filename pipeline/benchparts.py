@@ -170,9 +170,8 @@ def measure_worker(stack: LocalStack, data: BenchData, timeout_s: float = 900.0)
         "events_counted_in_clickhouse": float(counted),
         "alert_messages_in_clickhouse": float(alerts),
         "worker_rss_mb": rss / 2**20,
-        # the baseline and how long before the first event it was read (a worker too busy to answer
-        # /metrics while it starts leaves an early, lower reading: the eighteenth session's runs
-        # started from 175, 162 and 132 MiB)
+        # the baseline and how long before the first event it was read: the eighteenth session's
+        # three runs started from 175, 162 and 132 MiB, and these show whether an early reading is why
         "worker_rss_base_mb": rss_base / 2**20,
         "worker_rss_base_age_s": t0 - base_at,
         "state_bytes_per_account": (rss - rss_base) / tracked,

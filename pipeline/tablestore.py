@@ -11,9 +11,9 @@ cache, not resident memory.
 
 It has the memory store's semantics otherwise: it starts empty (left-over
 files are removed) and Faust recovers it from the changelog topic, which stays
-the durable copy. Writes go to the page cache on the event loop (a snapshot's
-parts, ~900 KB each, once per ``worker_commit_interval_s`` at most), small next
-to serializing the detector, which the same loop does. Registered under the
+the durable copy. Writes go to the page cache from the event loop (a snapshot's
+parts, ~900 KB each, once per ``worker_commit_interval_s`` at most), the loop that
+serializes and compresses the detector for the same snapshot. Registered under the
 ``faust.stores`` entry point as ``dwfiles``: ``app.Table(..., store="dwfiles://tabledir")`` (a bare
 ``dwfiles://`` is an empty URL, which Faust takes for "no store given").
 
@@ -39,7 +39,8 @@ from faust.stores import memory
 
 
 class FileValues(MutableMapping[bytes, bytes]):
-    """A mapping of bytes to bytes with the keys in memory and each value in a file under ``root``."""
+    """A mapping of bytes to bytes with the keys in memory and each value in a file under ``root``
+    (named by the key's hex: keys up to 127 bytes, as the cluster table's are)."""
 
     def __init__(self, root: Path) -> None:
         shutil.rmtree(root, ignore_errors=True)  # memory-store semantics: empty until recovered

@@ -182,8 +182,10 @@ def test_the_worker_table_store_keeps_the_snapshot_in_files_and_recovers_it(
     assert files == sorted(k.hex() for k in store) and len(files) == int(store[b"detector/meta"].split(b":")[1]) + 1
     assert not isinstance(store.data, dict)  # the values are not held in the heap
 
-    # a restarted worker: a fresh store (left-over files removed), filled from the changelog
-    again = app.Table("cluster-state-2", partitions=1, key_type=bytes, value_type=bytes, store="dwfiles://tabledir").data
+    # a restarted worker, same data dir: a fresh store (left-over files removed), filled from the changelog
+    restarted = faust.App("dw-test", datadir=str(tmp_path))
+    again = restarted.Table("cluster-state", partitions=1, key_type=bytes, value_type=bytes, store="dwfiles://tabledir").data
+    assert again.data.root == store.data.root and not list(again.data.root.iterdir()) and not len(again)
     events = [SimpleNamespace(key=k, value=v, message=SimpleNamespace(value=v, partition=0)) for k, v in changelog]
     again.apply_changelog_batch(events, lambda k: k, lambda v: v)
     fresh = ClusterDetector(DetectionConfig())
