@@ -180,7 +180,7 @@ def test_the_worker_table_store_keeps_the_snapshot_in_files_and_recovers_it(
         changelog += [(k, None) for k in before if k not in store]  # what Faust sends as tombstones
     files = sorted(p.name for p in store.data.root.iterdir())
     assert files == sorted(k.hex() for k in store) and len(files) == int(store[b"detector/meta"].split(b":")[1]) + 1
-    assert not isinstance(store.data, dict)  # the values are not held in the heap
+    assert isinstance(store.data, FileValues)  # the values are files, not a dict in the heap
 
     # a restarted worker, same data dir: a fresh store (left-over files removed), filled from the changelog
     restarted = faust.App("dw-test", datadir=str(tmp_path))
