@@ -24,6 +24,11 @@ from sys import intern
 from typing import Any
 
 from pipeline.alerts import Incident
+
+try:
+    import cython  # compile-time class directives (setup.py); uncompiled, its decorators do nothing
+except ImportError:  # no Cython on this machine: the module runs uncompiled
+    from pipeline.compiled import NoCython as cython
 from pipeline.contract import CATEGORIES
 from pipeline.sketches import RecentIds, SimhashNovelty, pack, unpack
 from pipeline.topk import DistinctSketch, HeavyHitters
@@ -36,6 +41,8 @@ SLOT_MS = 300_000  # activity-mask slot (synchronized-timing signature)
 _ZEROS = array("d", bytes(8 * NV))
 
 
+@cython.no_gc  # no reference cycles: no GC header, never walked by collections
+@cython.cclass
 class MinuteBucket:
     """One account-minute of counters (also the source of ``AggregateRow``)."""
 
@@ -56,6 +63,8 @@ def counts(v: array) -> list[Any]:  # type: ignore[type-arg]
     return out
 
 
+@cython.no_gc  # no reference cycles: no GC header, never walked by collections
+@cython.cclass
 class AccountState:
     """Everything the detector keeps about one account (bytes per slot: ``scripts/memory_breakdown.py``)."""
 

@@ -26,8 +26,31 @@ import importlib
 import json
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
+from typing import TypeVar
 
 from pipeline.errors import DistillWatchError
+
+_C = TypeVar("_C", bound=type)
+
+
+class NoCython:
+    """Cython's class directives where Cython is not installed (the core then runs uncompiled):
+    each leaves the class as it is, as Cython's own ``cython`` module does when not compiling.
+
+    >>> NoCython.no_gc(NoCython.cclass(int)) is int
+    True
+    """
+
+    @staticmethod
+    def no_gc(cls: _C) -> _C:
+        """Compiled: the extension type is not tracked by the cyclic GC (no 16-byte GC header)."""
+        return cls
+
+    @staticmethod
+    def cclass(cls: _C) -> _C:
+        """Compiled: the class is an extension type (its C fields in the module's ``.pxd``)."""
+        return cls
+
 
 # The hot path of ``evaluate`` and the worker: decode, engine, state, features, scoring, alerts,
 # clusters. Kafka, Faust and ClickHouse adapters stay interpreted (their time is in C libraries).

@@ -19,6 +19,11 @@ import sys
 from array import array
 from zlib import crc32
 
+try:
+    import cython  # compile-time class directives (setup.py); uncompiled, its decorators do nothing
+except ImportError:  # no Cython on this machine: the module runs uncompiled
+    from pipeline.compiled import NoCython as cython
+
 _MIX1 = 0x9E3779B97F4A7C15  # SimhashNovelty's two multiplicative hashes (64-bit)
 _MIX2 = 0xC2B2AE3D27D4EB4F
 _MASK64 = 0xFFFFFFFFFFFFFFFF
@@ -55,6 +60,8 @@ def stable_hash(s: str) -> int:
     return crc32(s.encode()) or 1
 
 
+@cython.no_gc  # no reference cycles: no GC header, never walked by collections
+@cython.cclass
 class RecentIds:
     """Ring of recent event-id hashes: a gateway retry is recognised and counted once.
 
@@ -108,6 +115,8 @@ class RecentIds:
         return r
 
 
+@cython.no_gc  # no reference cycles: no GC header, never walked by collections
+@cython.cclass
 class SimhashNovelty:
     """Is a prompt new for this account? A 2-generation Bloom filter of exact SimHash values
     plus the Hamming distance to the last four prompts (near-duplicates: distance <= ``near``).

@@ -17,7 +17,14 @@ from sys import intern
 
 from pipeline.sketches import pack, stable_hash, unpack
 
+try:
+    import cython  # compile-time class directives (setup.py); uncompiled, its decorators do nothing
+except ImportError:  # no Cython on this machine: the module runs uncompiled
+    from pipeline.compiled import NoCython as cython
 
+
+@cython.no_gc  # no reference cycles: no GC header, never walked by collections
+@cython.cclass
 class HeavyHitters:
     """Misra-Gries top-k of strings (template hashes): concentration = top count / total.
 
@@ -105,6 +112,8 @@ class HeavyHitters:
         self.total = total
 
 
+@cython.no_gc  # no reference cycles: no GC header, never walked by collections
+@cython.cclass
 class DistinctSketch:
     """Distinct count: exact below ``k`` values, K-minimum-values estimate above; keeps a few examples.
 

@@ -120,6 +120,30 @@ def test_compiled_and_interpreted_cores_give_identical_outputs(tmp_path: Path) -
     assert _digest(ROOT / "scripts" / "output_digest.py") == pure
 
 
+def test_account_state_is_outside_the_cyclic_gc_and_runs_without_cython(tmp_path: Path) -> None:
+    """Compiled, the account's extension types carry no GC header and are never walked by a
+    collection (``@cython.no_gc``: they hold no reference cycles); on a machine without Cython the
+    Python sources still run, their directives left as no-ops (``compiled.NoCython``)."""
+    import gc
+
+    from pipeline.account import AccountState
+
+    st = AccountState("a", 0, created_ms=0, first_ms=90_000)
+    held = [st, st.bucket, st.ids, st.nov, st.tpl, st.ips, st.asn_ua, st.pays]
+    assert [gc.is_tracked(o) for o in held] == [False] * len(held)
+    shutil.copytree(ROOT / "pipeline", tmp_path / "pipeline", ignore=shutil.ignore_patterns("*.so", "*.c"))
+    code = (
+        "import sys; sys.modules['cython'] = None\n"  # ``import cython`` raises ImportError
+        "from pipeline.account import AccountState\n"
+        "st = AccountState('a', 0, created_ms=0, first_ms=90_000); st.tpl.add('t'); st.ips.add('1.2.3.0/24')\n"
+        "shim = sys.modules['pipeline.topk'].cython.__name__\n"
+        "print(type(st).__module__, AccountState.load(st.dump()).dump() == st.dump(), shim)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["pipeline.account", "True", "NoCython"]
+
+
 def _source_module(name: str) -> ModuleType:
     """``pipeline.<name>`` loaded from its .py alone (the compiled one is what ``import`` gives)."""
     spec = importlib.util.spec_from_file_location(f"_py_{name}", ROOT / "pipeline" / f"{name}.py")
