@@ -128,3 +128,25 @@ def test_a_frozen_account_is_small() -> None:
     cold = e.shards[0].cold
     json = sum(len(cold.record(a) or b"") for a in cold.blobs)
     assert cold.nbytes() < json / 2 and cold.nbytes() / len(cold) < 1500  # objects: ~3.6 KB (memory_breakdown.py)
+
+
+def test_a_frozen_record_is_primed_and_checked() -> None:
+    """The blobs are raw deflate primed with a new account's record (``cold._ZDICT``): smaller than
+    the record compressed alone at the same level, and a truncated one raises instead of loading."""
+    import zlib
+
+    import pytest
+
+    from pipeline import cold as cold_module
+
+    e = Engine(COLD)
+    _run(e, events(), discard=True)
+    cold = e.shards[0].cold
+    records = {a: cold.record(a) or b"" for a in cold.blobs}
+    plain = sum(len(zlib.compress(r, 1)) for r in records.values())
+    assert cold.nbytes() - 8 * len(cold) < plain
+    a, blob = next(iter(cold.blobs.items()))
+    cold.blobs[a] = blob[:-4]
+    with pytest.raises(ValueError, match="truncated"):
+        cold.thaw(a)
+    assert cold_module._decompress(memoryview(blob)[8:]) == records[a]
