@@ -26,6 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+try:
+    import cython  # compile-time class directives (setup.py); uncompiled, its decorators do nothing
+except ImportError:  # no Cython on this machine: the module runs uncompiled
+    from pipeline.compiled import NoCython as cython
+
 SEVERITIES = ("low", "medium", "high", "critical")
 ALERT_STATES = ("open", "update", "resolved")
 SEV_RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -109,6 +114,8 @@ def alert_id_for(kind: str, subject: str, first_seen_ms: int) -> str:
     return hashlib.sha1(f"{kind}|{subject}|{first_seen_ms}".encode()).hexdigest()[:20]
 
 
+@cython.no_gc  # no reference cycles: no GC header, never walked by collections
+@cython.cclass
 class Incident:
     """The open incident of one subject (kept inside the subject's snapshot-able state).
 
