@@ -24,7 +24,7 @@ from pipeline.records import AggregateRow
 
 _I_PREV_TS, _I_PENDING, _I_INCIDENT = (AccountState.__slots__.index(n) for n in ("prev_ts", "pending", "incident"))
 SHARD_KEY = "\x00shard"  # changelog key of the shard-level state (population model, clocks)
-FREEZE_SWEEP_MS = 600_000  # event time between two sweeps freezing idle accounts
+FREEZE_SWEEP_MS = 120_000  # event time between two sweeps freezing idle accounts (scripts/freeze_scan.py)
 
 
 class Shard:
