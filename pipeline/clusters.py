@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from pipeline.alerts import Alert, Incident, IncidentPolicy, Reason
-from pipeline.linking import KIND_WEIGHT, KINDS, AccountSummary, link_weight
+from pipeline.linking import KIND_WEIGHT, KINDS, AccountSummary, HeldSummary, link_weight
 
 if TYPE_CHECKING:
     from pipeline.detection import DetectionConfig
@@ -37,7 +37,7 @@ class ClusterDetector:
         self.policy = IncidentPolicy.for_config(config, "cluster")
         # Each account's last summary, its keys those of every summary so far (``merged``): sorted
         # tuples of the strings the key index shares (a set of 5+ strings takes 728 bytes).
-        self.summaries: dict[str, AccountSummary] = {}
+        self.summaries: dict[str, HeldSummary] = {}
         # Kind -> key -> the accounts with that key: an account id alone (most keys never get a
         # second; a list of one takes 64 bytes more), a list from the second, none added past
         # cluster_key_cap + 1 (too common to be evidence).
@@ -60,8 +60,7 @@ class ClusterDetector:
         a = s.account_id
         if s.allowlisted or a in self.allow:
             return out
-        s, new = s.merged(self.summaries.get(a))
-        self.summaries[a] = s
+        self.summaries[a], new = s.merged(self.summaries.get(a))
         cap = self.config.cluster_key_cap
         for (kind, _), keys in zip(KINDS, new, strict=True):
             index = self.index[kind]
@@ -225,7 +224,7 @@ class ClusterDetector:
     def snapshot(self) -> bytes:
         return orjson.dumps(
             {
-                "summaries": list(self.summaries.values()),  # dataclasses: orjson serializes them natively
+                "summaries": [s.to_dict() for s in self.summaries.values()],
                 "index": self.index,
                 "adj": self.adj,
                 "last_eval": self.last_eval,

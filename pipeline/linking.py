@@ -10,6 +10,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from sys import intern
 
+try:
+    import cython  # compile-time class directives (setup.py); uncompiled, its decorators do nothing
+except ImportError:  # no Cython on this machine: the module runs uncompiled
+    from pipeline.compiled import NoCython as cython
+
 KIND_WEIGHT = {"pay": 2.0, "ip": 1.0, "au": 1.0, "tpl": 1.0}
 # The kinds of linking key and the summary field holding each, in the order a link lists its kinds.
 KINDS = (("au", "asn_uas"), ("ip", "ip_prefixes"), ("pay", "payments"), ("tpl", "templates"))
@@ -20,7 +25,7 @@ class AccountSummary:
     """What the cluster detector needs to know about one account (sent through Kafka as JSON).
 
     The key fields are the engine's lists; the cluster detector holds each account's keys of every
-    summary so far as sorted tuples in their place (``merged``)."""
+    summary so far as sorted tuples in their place (``merged``, a ``HeldSummary``)."""
 
     account_id: str
     ts_ms: int
@@ -57,7 +62,7 @@ class AccountSummary:
         """The linking keys by kind (``KINDS`` order)."""
         return self.asn_uas, self.ip_prefixes, self.payments, self.templates
 
-    def merged(self, held: AccountSummary | None) -> tuple[AccountSummary, list[list[str]]]:
+    def merged(self, held: HeldSummary | None) -> tuple[HeldSummary, list[list[str]]]:
         """This summary with its keys joined to those ``held`` (the account's previous merged
         summary) has, as sorted tuples; and the keys, by kind, that ``held`` did not have.
 
@@ -74,12 +79,38 @@ class AccountSummary:
         au, ip, pay, tpl = (
             tuple(sorted((*old, *add))) if add else tuple(old) for old, add in zip(before, new, strict=True)
         )
-        m = AccountSummary(
-            self.account_id, self.ts_ms, self.created_ms, self.first_ms, self.org_id, self.score, self.harvest,
-            self.events, ip_prefixes=ip, asn_uas=au, payments=pay, templates=tpl, act_mask=self.act_mask,
-            act_slot=self.act_slot, allowlisted=self.allowlisted,
-        )  # fmt: skip
-        return m, new
+        return HeldSummary(self, ip, au, pay, tpl), new
+
+
+@cython.no_gc  # no reference cycles: no GC header, never walked by collections
+@cython.cclass
+class HeldSummary:
+    """An account's summary as the cluster detector holds it (``AccountSummary.merged``): the fields
+    of the latest summary, with the keys of every summary so far as sorted tuples. Compiled, its
+    numbers are C fields (``linking.pxd``): an ``AccountSummary`` held them as seven int and float
+    objects of 24 to 32 bytes each.
+
+    >>> h, _ = AccountSummary("a", 5, 0, 0, score=0.5, templates=["t2", "t1"]).merged(None)
+    >>> h.templates, h.score, list(h.to_dict()) == list(AccountSummary.__slots__)
+    (('t1', 't2'), 0.5, True)
+    """
+
+    __slots__ = AccountSummary.__slots__
+
+    def __init__(self, s: AccountSummary, ip: tuple[str, ...], au: tuple[str, ...], pay: tuple[str, ...],
+                 tpl: tuple[str, ...]) -> None:  # fmt: skip
+        self.account_id, self.ts_ms, self.created_ms, self.first_ms = s.account_id, s.ts_ms, s.created_ms, s.first_ms
+        self.org_id, self.score, self.harvest, self.events = s.org_id, s.score, s.harvest, s.events
+        self.ip_prefixes, self.asn_uas, self.payments, self.templates = ip, au, pay, tpl
+        self.act_mask, self.act_slot, self.allowlisted = s.act_mask, s.act_slot, s.allowlisted
+
+    def link_keys(self) -> tuple[Sequence[str], Sequence[str], Sequence[str], Sequence[str]]:
+        """The linking keys by kind (``KINDS`` order)."""
+        return self.asn_uas, self.ip_prefixes, self.payments, self.templates
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form of the summary, as ``AccountSummary.to_dict`` gives it (its field order)."""
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 def ip_prefix(ip: str) -> str:
@@ -93,7 +124,7 @@ def ip_prefix(ip: str) -> str:
     return ip.rsplit(".", 1)[0] + ".0/24"
 
 
-def synchronized(a: AccountSummary, b: AccountSummary) -> bool:
+def synchronized(a: AccountSummary | HeldSummary, b: AccountSummary | HeldSummary) -> bool:
     """Active in mostly the same 5-minute slots (Jaccard >= 0.6 over >= 4 slots).
 
     >>> s = AccountSummary("a", 0, 0, 0, act_mask=0b1111, act_slot=10)
@@ -111,7 +142,9 @@ def synchronized(a: AccountSummary, b: AccountSummary) -> bool:
     return 4 <= union <= 36 and (ma & mb).bit_count() / union >= 0.6
 
 
-def link_weight(a: AccountSummary, b: AccountSummary, probe: Sequence[Collection[str]]) -> tuple[float, list[str]]:
+def link_weight(
+    a: AccountSummary | HeldSummary, b: AccountSummary | HeldSummary, probe: Sequence[Collection[str]]
+) -> tuple[float, list[str]]:
     """Evidence that two accounts are one operator: (weight, kinds shared).
 
     ``probe`` holds ``a``'s keys by kind (``KINDS`` order; sets when reused for many ``b``): a kind
