@@ -87,8 +87,8 @@ class AccountSummary:
 class HeldSummary:
     """An account's summary as the cluster detector holds it (``AccountSummary.merged``): the fields
     of the latest summary, with the keys of every summary so far as sorted tuples. Compiled, its
-    numbers are C fields (``linking.pxd``): an ``AccountSummary`` held them as seven int and float
-    objects of 24 to 32 bytes each.
+    numbers are C fields (``linking.pxd``): an ``AccountSummary`` holds its eight as int and float
+    objects of 24 to 32 bytes each (small ints shared).
 
     >>> h, _ = AccountSummary("a", 5, 0, 0, score=0.5, templates=["t2", "t1"]).merged(None)
     >>> h.templates, h.score, list(h.to_dict()) == list(AccountSummary.__slots__)

@@ -8,7 +8,7 @@ in a ``distillwatch worker`` process it starts a thread that, every ``EVERY_S`` 
 glibc's heap (in use, free) and its separately mapped blocks (``mallinfo2``); CPython's small-object
 allocator (arenas, bytes in allocated and in free blocks, the busiest size classes, from
 ``sys._debugmallocstats``); and the most numerous objects the cyclic GC tracks, by type. The
-probe holds the GIL for about a second per sample: leave it out of measured runs.
+worker pauses while the probe samples (it holds the GIL): leave it out of measured runs.
 """
 
 from __future__ import annotations
