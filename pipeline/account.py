@@ -24,14 +24,14 @@ from sys import intern
 from typing import Any
 
 from pipeline.alerts import Incident
+from pipeline.contract import CATEGORIES
+from pipeline.sketches import RecentIds, SimhashNovelty, pack, unpack
+from pipeline.topk import DistinctSketch, HeavyHitters
 
 try:
     import cython  # compile-time class directives (setup.py); uncompiled, its decorators do nothing
 except ImportError:  # no Cython on this machine: the module runs uncompiled
     from pipeline.compiled import NoCython as cython
-from pipeline.contract import CATEGORIES
-from pipeline.sketches import RecentIds, SimhashNovelty, pack, unpack
-from pipeline.topk import DistinctSketch, HeavyHitters
 
 # Bucket vector layout.
 EV, IN, OUT, ERR, THR, COT, TOOL, NOVEL, NEAR, NEWM, GAP, GAP2, NGAP, LAT, ACT, TREP = range(16)
