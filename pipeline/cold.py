@@ -32,9 +32,10 @@ from pipeline.account import AccountState
 
 _HEAD = 8  # bytes of the last event time before the compressed record
 # Raw deflate primed with a new account's record, whose structure (brackets, zero counters, hex of
-# empty sketches) every record repeats: the median frozen record went from 394 to 341 bytes at the
-# same level and speed (records of ``scripts/memory_breakdown.py``'s data). A 4 KB window reaches
-# across the dictionary and a whole record; memLevel 6 keeps deflate's state at ~48 KB.
+# empty sketches) every record repeats: the median frozen account went from 492 to 442 bytes, with
+# freeze and thaw as fast as before (``python scripts/memory_breakdown.py --events 1000000 --accounts
+# 100000``). A 4 KB window reaches across the dictionary and a whole record; memLevel 6 keeps
+# deflate's state at 48 KB by zlib's formula (2 ** (wbits + 2) + 2 ** (memLevel + 9)).
 _ZDICT = orjson.dumps(AccountState("", 0, created_ms=0, first_ms=0).dump())
 _WBITS, _MEM_LEVEL = -12, 6
 
