@@ -29,11 +29,10 @@ cdef class AccountState:
     cdef public object last_ip, last_ua
     cdef public long long last_asn
     cdef public object last_pay
-    cdef public object short, long
+    cdef public object acc  # array("f"): short, long, own
     cdef public long long fold_ms, hours, hour_last, act_mask, act_slot, dom_mask, dom_old, dom_rot_ms
     cdef public long long pending, next_score_ms, force_ms, last_score_ms
     cdef public double last_score
-    cdef public object own
     cdef public long long own_n
     cdef public double fp_bias
     cdef public bint confirmed, allowlisted

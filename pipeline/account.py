@@ -5,7 +5,9 @@ The bucket vector layout (``EV`` .. ``TREP``, then one count per contract catego
 is shared by the hot path (``engine``), folding and features (``features``) and aggregate rows.
 It is an ``array("d")``: 8 bytes a number inside one object, where a list held a pointer to an int
 or float object of 24 to 32 bytes for each; every count is an integer below 2**53, exact in a
-double, and ``counts`` gives them back as ints.
+double, and ``counts`` gives them back as ints. The decayed accumulators of the same layout, short
+then long, and from the first learning the own-history EWMA of the features, share one
+``array("f")`` (``acc``): one object and one buffer an account instead of three of each.
 
 >>> st = AccountState("a", 0, created_ms=0, first_ms=90_000)
 >>> st.bucket.minute_ms, len(st.bucket.v) == NV
@@ -37,6 +39,7 @@ except ImportError:  # no Cython on this machine: the module runs uncompiled
 EV, IN, OUT, ERR, THR, COT, TOOL, NOVEL, NEAR, NEWM, GAP, GAP2, NGAP, LAT, ACT, TREP = range(16)
 CAT0 = 16
 NV = CAT0 + len(CATEGORIES)
+LONG0, OWN0 = NV, 2 * NV  # ``AccountState.acc``: short accumulators, long ones, then own history
 SLOT_MS = 300_000  # activity-mask slot (synchronized-timing signature)
 _ZEROS = array("d", bytes(8 * NV))
 
@@ -89,8 +92,7 @@ class AccountState:
         "last_ua",
         "last_asn",
         "last_pay",
-        "short",
-        "long",
+        "acc",
         "fold_ms",
         "hours",
         "hour_last",
@@ -104,7 +106,6 @@ class AccountState:
         "force_ms",
         "last_score_ms",
         "last_score",
-        "own",
         "own_n",
         "fp_bias",
         "confirmed",
@@ -143,8 +144,7 @@ class AccountState:
         self.t1 = self.t2 = ""  # the last two distinct template hashes
         self.last_ip = self.last_ua = self.last_pay = ""
         self.last_asn = -2
-        self.short = array("f", bytes(4 * NV))
-        self.long = array("f", bytes(4 * NV))
+        self.acc = array("f", bytes(8 * NV))  # decayed accumulators: short [0, NV), long [LONG0, OWN0)
         self.fold_ms = first_ms - first_ms % 60_000
         self.hours = 0  # bit i: active in clock hour hour_last - i (24 bits)
         self.hour_last = 0
@@ -158,8 +158,7 @@ class AccountState:
         self.force_ms = 0
         self.last_score_ms = 0
         self.last_score = 0.0
-        self.own = array("f")  # own-history EWMA of the features (allocated at the first learning)
-        self.own_n = 0
+        self.own_n = 0  # learnings; from the first, acc[OWN0:] holds the own-history EWMA of the features
         self.fp_bias = 0.0
         self.confirmed = False
         self.allowlisted = False
@@ -187,6 +186,8 @@ class AccountState:
     @classmethod
     def load(cls, d: list) -> AccountState:  # type: ignore[type-arg]
         st = cls.__new__(cls)
+        if len(d) == _V0_LEN:
+            d = _from_v0(d)
         kinds: dict[str, type[RecentIds | SimhashNovelty | HeavyHitters | DistinctSketch]] = {
             "ids": RecentIds,
             "nov": SimhashNovelty,
@@ -198,7 +199,7 @@ class AccountState:
         for name, val in zip(cls.__slots__, d, strict=True):
             if name in kinds:
                 val = kinds[name].load(val)
-            elif name in ("short", "long", "own"):
+            elif name == "acc":
                 val = unpack("f", val)
             elif name == "incident":
                 val = Incident.load(val) if val is not None else None
@@ -219,7 +220,20 @@ class AccountState:
 
 _ALL_SLOTS = attrgetter(*AccountState.__slots__)
 _I_BUCKET = AccountState.__slots__.index("bucket")
-_I_ARRAYS = [AccountState.__slots__.index(n) for n in ("short", "long", "own")]
+_I_ARRAYS = [AccountState.__slots__.index("acc")]
 _I_SKETCHES = [AccountState.__slots__.index(n) for n in ("ids", "nov", "tpl", "ips", "asn_ua", "pays")]
 _I_INCIDENT = AccountState.__slots__.index("incident")
 _I_LAST_IP = AccountState.__slots__.index("last_ip")
+
+# The record layout before the three vectors became ``acc`` (changelogs written by earlier versions
+# restore): "short" and "long" where "acc" is now, and "own" just before "own_n".
+_I_ACC = AccountState.__slots__.index("acc")
+_I_OWN_N = AccountState.__slots__.index("own_n")
+_V0_LEN = len(AccountState.__slots__) + 2
+
+
+def _from_v0(d: list) -> list:  # type: ignore[type-arg]
+    """A record of the earlier layout in this one's (``acc``: short, long, then own if it learned)."""
+    short, long, own = d[_I_ACC], d[_I_ACC + 1], d[_I_OWN_N + 1]
+    acc = unpack("f", short) + unpack("f", long) + unpack("f", own)
+    return [*d[:_I_ACC], pack(acc), *d[_I_ACC + 2 : _I_OWN_N + 1], *d[_I_OWN_N + 2 :]]

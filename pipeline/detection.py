@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 import pickle
-from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+from pipeline.account import OWN0
 from pipeline.alerts import Reason
 from pipeline.features import NAMES, NF
 
@@ -212,7 +212,7 @@ class Scorer:
                 break
             fi = TERM_FEATURE[k]
             own = k == 9 or k == 6
-            base = st.own[fi] if own and st.own_n else self.pop[fi]
+            base = st.acc[OWN0 + fi] if own and st.own_n else self.pop[fi]
             reasons.append(Reason(NAMES[fi], round(f[fi], 4), round(base, 4), round(contrib[k] / total, 4)))
         if a.score < self.config.alert_threshold + st.fp_bias and not st.confirmed and st.incident is None:
             self.learn(st, f, a.x)
@@ -232,10 +232,13 @@ class Scorer:
         self.learned += 1
         st.own_n += 1
         a = max(0.05, 1.0 / st.own_n)
+        acc = st.acc
         if st.own_n == 1:
-            st.own = array("f", f)
+            acc.extend(f)  # the own history after the accumulators (``account.OWN0``)
         else:
-            st.own = array("f", [m + a * (v - m) for m, v in zip(st.own, f, strict=True)])
+            for i, v in enumerate(f, OWN0):
+                m = acc[i]
+                acc[i] = m + a * (v - m)
 
     def snapshot(self) -> bytes:
         return pickle.dumps((self.pop, self.hst, self.learned, self.hst_learned, self.hst_budget))

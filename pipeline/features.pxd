@@ -6,10 +6,10 @@ import cython
 from pipeline.account cimport AccountState, MinuteBucket
 
 @cython.locals(a=cython.float[:], i=cython.Py_ssize_t, x=cython.double)
-cpdef decay_add(acc, double d, double[:] v)
+cpdef decay_add(acc, Py_ssize_t off, double d, double[:] v)
 
 @cython.locals(a=cython.float[:], i=cython.Py_ssize_t, x=cython.double, out=list)
-cpdef list decayed(acc, double d, double[:] v)
+cpdef list decayed(acc, Py_ssize_t off, double d, double[:] v)
 
 @cython.locals(b=MinuteBucket, v=cython.double[:], m=cython.longlong, dt=cython.longlong, hour=cython.longlong,
                d=cython.longlong, slot=cython.longlong, k=cython.longlong)

@@ -28,6 +28,7 @@ from pipeline.account import (
     GAP,
     GAP2,
     IN,
+    LONG0,
     NEAR,
     NEWM,
     NGAP,
@@ -75,26 +76,27 @@ NAMES = (
 NF = len(NAMES)
 
 
-def decay_add(acc: array, d: float, v: array) -> None:  # type: ignore[type-arg]
-    """``acc[i] = acc[i] * d + v[i]`` in place, in double precision, stored single (``features.pxd``
-    types it for the compiled build: a C loop instead of a Python float per element).
+def decay_add(acc: array, off: int, d: float, v: array) -> None:  # type: ignore[type-arg]
+    """``acc[off + i] = acc[off + i] * d + v[i]`` in place for each ``v[i]``, in double precision,
+    stored single (``features.pxd`` types it for the compiled build: a C loop instead of a Python
+    float per element).
 
-    >>> acc = array("f", [1.0, 2.0]); decay_add(acc, 0.5, array("d", [1, 0])); acc.tolist()
-    [1.5, 1.0]
+    >>> acc = array("f", [9.0, 1.0, 2.0]); decay_add(acc, 1, 0.5, array("d", [1, 0])); acc.tolist()
+    [9.0, 1.5, 1.0]
     """
     a = acc
-    for i in range(len(a)):
+    for i in range(len(v)):
         x = v[i]
-        a[i] = a[i] * d + x
+        a[off + i] = a[off + i] * d + x
 
 
-def decayed(acc: array, d: float, v: array) -> list[float]:  # type: ignore[type-arg]
-    """``acc * d + v`` as a new list of doubles (what ``decay_add`` would store, before rounding)."""
+def decayed(acc: array, off: int, d: float, v: array) -> list[float]:  # type: ignore[type-arg]
+    """``acc[off:] * d + v`` as a new list of doubles (what ``decay_add`` would store, before rounding)."""
     a = acc
     out = []
-    for i in range(len(a)):
+    for i in range(len(v)):
         x = v[i]
-        out.append(a[i] * d + x)
+        out.append(a[off + i] * d + x)
     return out
 
 
@@ -106,8 +108,8 @@ def fold(st: AccountState, new_minute_ms: int) -> None:
     dt = m - st.fold_ms
     v = b.v
     v[ACT] = 1
-    decay_add(st.short, math.exp(-dt / TAU_SHORT_MS), v)  # dt 0: exp(-0.0) is exactly 1.0
-    decay_add(st.long, math.exp(-dt / TAU_LONG_MS), v)
+    decay_add(st.acc, 0, math.exp(-dt / TAU_SHORT_MS), v)  # dt 0: exp(-0.0) is exactly 1.0
+    decay_add(st.acc, LONG0, math.exp(-dt / TAU_LONG_MS), v)
     st.fold_ms = m
     hour = m // 3_600_000
     d = hour - st.hour_last
@@ -147,8 +149,8 @@ def feature_vector(st: AccountState, now: int) -> list[float]:
     v = st.bucket.v
     dt = max(0, st.bucket.minute_ms - st.fold_ms)
     ds, dl = math.exp(-dt / TAU_SHORT_MS), math.exp(-dt / TAU_LONG_MS)
-    s = decayed(st.short, ds, v)  # a * d + x, as fold computes it
-    lg = decayed(st.long, dl, v)
+    s = decayed(st.acc, 0, ds, v)  # a * d + x, as fold computes it
+    lg = decayed(st.acc, LONG0, dl, v)
     ev_s, ev_l = max(s[EV], 1e-9), max(lg[EV], 1e-9)
     win_s = _window(st, now, TAU_SHORT_MS)
     rate_s = s[EV] / win_s

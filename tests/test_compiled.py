@@ -202,14 +202,17 @@ def test_typed_kernels_compute_what_their_source_does() -> None:
         n = rnd.randint(0, 26)
         counts = [rnd.choice((0, 0.0, rnd.random(), rnd.random() * 1e6, rnd.randint(0, 50))) for _ in range(n)]
         assert topk.entropy(counts) == py_t.entropy(counts), counts
-        acc = array("f", (rnd.uniform(-1e6, 1e6) for _ in range(n)))
+        off = rnd.randint(0, 3)  # the vector at an offset inside a longer accumulator array
+        acc = array("f", (rnd.uniform(-1e6, 1e6) for _ in range(n + off + rnd.randint(0, 3))))
         v = array("d", [rnd.choice((0, rnd.randint(0, 2**40), rnd.random() * 1e3)) for _ in range(n)])
         d = rnd.choice((1.0, 0.0, rnd.random(), math.exp(-rnd.randint(0, 10**7) / 900_000)))
-        assert features.decayed(acc, d, v) == py_f.decayed(acc, d, v)
+        assert features.decayed(acc, off, d, v) == py_f.decayed(acc, off, d, v)
         c_acc, p_acc = array("f", acc), array("f", acc)
-        features.decay_add(c_acc, d, v)
-        py_f.decay_add(p_acc, d, v)
+        features.decay_add(c_acc, off, d, v)
+        py_f.decay_add(p_acc, off, d, v)
         assert c_acc.tobytes() == p_acc.tobytes()
+    with pytest.raises(IndexError):  # bounds-checked: a vector past the accumulators' end is refused
+        features.decay_add(array("f", [0.0] * 3), 1, 1.0, array("d", [1.0] * 3))
 
 
 def test_extension_type_accounts_fold_and_keep_what_the_source_does() -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from array import array
+from pathlib import Path
 
+import orjson
 import pytest
 
-from pipeline.account import COT, EV, AccountState
-from pipeline.features import NAMES, feature_vector, fold
-from pipeline.sketches import RecentIds, SimhashNovelty, stable_hash
+from pipeline.account import COT, EV, OWN0, AccountState
+from pipeline.features import NAMES, NF, feature_vector, fold
+from pipeline.sketches import RecentIds, SimhashNovelty, stable_hash, unpack
 from pipeline.topk import DistinctSketch, HeavyHitters, entropy
 
 
@@ -109,3 +111,16 @@ def test_state_dump_load_roundtrip() -> None:
     st.ips.add("1.2.3.0/24")
     st2 = AccountState.load(st.dump())
     assert st2.dump() == st.dump()
+
+
+def test_a_record_of_the_earlier_layout_restores_with_the_same_features() -> None:
+    """Changelogs written before ``acc`` held the three vectors restore: a warm account's record from
+    that version (``tests/data``, with its feature vector computed there) gives the same features."""
+    old = orjson.loads((Path(__file__).parent / "data" / "account-record-v0.json").read_bytes())
+    record = old["record"]
+    assert len(record) == len(AccountState.__slots__) + 2
+    st = AccountState.load(record)
+    assert st.own_n == 3 and len(st.acc) == OWN0 + NF
+    assert st.acc[OWN0:].tolist() == unpack("f", record[AccountState.__slots__.index("own_n") + 1]).tolist()
+    assert feature_vector(st, old["now"]) == old["features"]
+    assert AccountState.load(st.dump()).dump() == st.dump()
