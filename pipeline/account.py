@@ -27,7 +27,7 @@ from typing import Any
 
 from pipeline.alerts import Incident
 from pipeline.contract import CATEGORIES
-from pipeline.sketches import RecentIds, SimhashNovelty, pack, unpack
+from pipeline.sketches import RecentIds, SimhashNovelty, pack, unpack, zeros
 from pipeline.topk import DistinctSketch, HeavyHitters
 
 try:
@@ -144,7 +144,7 @@ class AccountState:
         self.t1 = self.t2 = ""  # the last two distinct template hashes
         self.last_ip = self.last_ua = self.last_pay = ""
         self.last_asn = -2
-        self.acc = array("f", bytes(8 * NV))  # decayed accumulators: short [0, NV), long [LONG0, OWN0)
+        self.acc = zeros("f", 2 * NV)  # decayed accumulators: short [0, NV), long [LONG0, OWN0)
         self.fold_ms = first_ms - first_ms % 60_000
         self.hours = 0  # bit i: active in clock hour hour_last - i (24 bits)
         self.hour_last = 0

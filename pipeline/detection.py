@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -233,8 +234,8 @@ class Scorer:
         st.own_n += 1
         a = max(0.05, 1.0 / st.own_n)
         acc = st.acc
-        if st.own_n == 1:
-            acc.extend(f)  # the own history after the accumulators (``account.OWN0``)
+        if st.own_n == 1:  # the own history after the accumulators (``account.OWN0``), in a new
+            st.acc = acc + array("f", f)  # array allocated at its length (``extend`` keeps room to grow)
         else:
             for i, v in enumerate(f, OWN0):
                 m = acc[i]

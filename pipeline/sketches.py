@@ -42,13 +42,28 @@ def pack(a: array) -> str:  # type: ignore[type-arg]
 
 
 def unpack(typecode: str, value: str | list[float]) -> array:  # type: ignore[type-arg]
-    """Inverse of ``pack``; also takes the plain list of older snapshots."""
+    """Inverse of ``pack``; also takes the plain list of older snapshots. The array is allocated at
+    its length (``zeros``).
+
+    >>> sys.getsizeof(unpack("I", pack(zeros("I", 16)))) == sys.getsizeof(zeros("I", 16))
+    True
+    """
     if not isinstance(value, str):
         return array(typecode, value)
     a = array(typecode, bytes.fromhex(value))
     if sys.byteorder != "little":
         a.byteswap()
-    return a
+    return array(typecode, a)  # a copy is allocated at its length; one made from bytes is not
+
+
+def zeros(typecode: str, n: int) -> array:  # type: ignore[type-arg]
+    """``n`` zeros in an array allocated at its length: ``array(typecode, bytes(...))`` keeps room to
+    grow (16 bytes more for 16 ids, 24 for an account's 52 accumulators), held by every account.
+
+    >>> sys.getsizeof(zeros("I", 16)) < sys.getsizeof(array("I", bytes(64)))
+    True
+    """
+    return array(typecode, [0]) * n
 
 
 def stable_hash(s: str) -> int:
@@ -79,7 +94,7 @@ class RecentIds:
     MAX = 64
 
     def __init__(self, size: int = 16, since: int = 0) -> None:
-        self.ring = array("I", bytes(4 * size))
+        self.ring = zeros("I", size)
         self.pos = 0
         self.since = since  # event time the ring's oldest generation began (at the last wrap)
 
@@ -94,7 +109,7 @@ class RecentIds:
         n = len(ring)
         if pos == n:
             if ts - self.since < self.GROW_MS and n < self.MAX:
-                grown = array("I", bytes(8 * n))  # the next ids go to the new half; ``since`` stays
+                grown = zeros("I", 2 * n)  # the next ids go to the new half; ``since`` stays
                 grown[:n] = ring
                 self.ring = grown
             else:
@@ -138,7 +153,7 @@ class SimhashNovelty:
     ROTATE = 160  # inserts per generation: keeps the false-positive rate near 1%
 
     def __init__(self, near: int = 3) -> None:
-        self.cur = array("Q", bytes(8 * self.WORDS))  # bit k: bit k % 64 of word k // 64
+        self.cur = zeros("Q", self.WORDS)  # bit k: bit k % 64 of word k // 64
         self.old: array | None = None  # type: ignore[type-arg]  # the previous generation, from the first rotation
         self.fill = 0
         self.r0 = self.r1 = self.r2 = self.r3 = 0  # the last four prompts' hashes, r0 the latest
@@ -171,7 +186,7 @@ class SimhashNovelty:
             self.fill += 1
             if self.fill >= self.ROTATE:
                 self.old = array("Q", self.cur)
-                self.cur = array("Q", bytes(8 * self.WORDS))
+                self.cur = zeros("Q", self.WORDS)
                 self.fill = 0
         self.r3 = self.r2
         self.r2 = self.r1
