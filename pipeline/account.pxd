@@ -12,7 +12,7 @@ cdef class MinuteBucket:
     cdef public object account_id
     cdef public long long minute_ms
     cdef public object v  # array("d")
-    cdef public list models
+    cdef public tuple models
     cdef public bint dirty
 
 cdef class AccountState:

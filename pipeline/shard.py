@@ -111,7 +111,7 @@ class Shard:
             v[CAT0 + CATEGORY_INDEX[ev.category]] += 1
         v[LAT] += ev.latency_ms
         if ev.model not in b.models and len(b.models) < 8:
-            b.models.append(ev.model)
+            b.models = (*b.models, intern(ev.model))
         if not b.dirty:
             b.dirty = True
             self.agg_dirty.append(b)
@@ -129,7 +129,7 @@ class Shard:
             st.has_old_model = True
         st.last_model = model = intern(model)  # one string per model name, not one per account
         if model not in st.bucket.models and len(st.bucket.models) < 8:
-            st.bucket.models.append(model)
+            st.bucket.models = (*st.bucket.models, model)
 
     def evict_idle(self, now: int) -> int:
         """Forget accounts idle for ``idle_evict_ms`` of event time (hourly sweep, deterministic); returns
@@ -210,7 +210,7 @@ class Shard:
             v = counts(b.v)
             n = v[0]
             append(AggregateRow(b.account_id, b.minute_ms, n, n, v[1], v[2], v[3], v[4], v[5], v[6], v[7],
-                                float(v[LAT]), v[CAT0:NV], b.models[:]))  # fmt: skip
+                                float(v[LAT]), v[CAT0:NV], list(b.models)))  # fmt: skip
         self.agg_dirty = []
 
     # -- changelog ---------------------------------------------------------------
@@ -223,7 +223,7 @@ class Shard:
         self.evicted = []
         self.snapping.extend(self.dirty)  # their dirty flag stays set: a change meanwhile does not queue twice
         self.dirty = []
-        recent = [[a, m, counts(b.v), b.models] for m, held in self.recent.items() for a, b in held.items()]
+        recent = [[a, m, counts(b.v), list(b.models)] for m, held in self.recent.items() for a, b in held.items()]
         pending = list(self.pending) + sorted(cold.pending)
         head = [self.clock, self.next_boundary, self.models, self.start_ms, pending, recent,
                 self.evict_hour]  # fmt: skip
@@ -260,7 +260,7 @@ class Shard:
             self.recent = {}
             for a, m, v, models in recent:
                 bk = MinuteBucket(a, m)
-                bk.v, bk.models = array("d", v), models
+                bk.v, bk.models = array("d", v), tuple(intern(x) for x in models)
                 self.recent.setdefault(m, {})[a] = bk
             self.pending = {a: self.accounts[a] for a in pending if a in self.accounts}
             self.cold.pending = {a for a in pending if a in self.cold}
