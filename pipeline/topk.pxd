@@ -7,12 +7,12 @@ import cython
 from pipeline.sketches cimport stable_hash
 
 cdef class HeavyHitters:
-    cdef readonly list keys  # read-only, like k and n below: they bound the loops over the C arrays
+    cdef readonly tuple keys  # read-only, like k and n below: they bound the loops over the C arrays
     cdef double vals[8]  # MAX_K
     cdef readonly long long k
     cdef public double total
 
-    @cython.locals(n=cython.Py_ssize_t, i=cython.Py_ssize_t, kept=cython.Py_ssize_t, c=cython.double)
+    @cython.locals(n=cython.Py_ssize_t, i=cython.Py_ssize_t, kept=cython.Py_ssize_t, c=cython.double, keys=tuple, left=list)
     cpdef add(self, key)
     @cython.locals(i=cython.Py_ssize_t, top=cython.double)
     cpdef double concentration(self) except? -1

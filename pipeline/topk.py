@@ -44,7 +44,7 @@ class HeavyHitters:
     def __init__(self, k: int = 6) -> None:
         if not 1 <= k <= self.MAX_K:
             raise ValueError(f"HeavyHitters: k={k} is outside 1..{self.MAX_K}")
-        self.keys: list[str] = []
+        self.keys: tuple[str, ...] = ()  # a tuple: 40 bytes + 8 a key, where a list took 56 + 32 or 64
         self.vals = array("d", bytes(8 * self.MAX_K))
         self.k = k
         self.total = 0.0
@@ -58,17 +58,18 @@ class HeavyHitters:
                 self.vals[i] += 1
                 return
         if n < self.k:
-            keys.append(key)
+            self.keys = (*keys, key)
             self.vals[n] = 1
             return
         kept = 0  # decrement all; drop zeros, the others keep their order
+        left = []
         for i in range(n):
             c = self.vals[i] - 1
             if c > 0:
-                keys[kept] = keys[i]
+                left.append(keys[i])
                 self.vals[kept] = c
                 kept += 1
-        del keys[kept:]
+        self.keys = tuple(left)
 
     def decay(self, factor: float = 0.5) -> None:
         """Age the counts so concentration follows recent traffic."""
@@ -106,7 +107,7 @@ class HeavyHitters:
     def _restore(self, counts: dict[str, float], total: float) -> None:
         if len(counts) > self.k:
             raise ValueError(f"HeavyHitters: {len(counts)} counts for k={self.k}")
-        self.keys = [intern(k) for k in counts]
+        self.keys = tuple(intern(k) for k in counts)
         for i, c in enumerate(counts.values()):
             self.vals[i] = c
         self.total = total
