@@ -218,9 +218,11 @@ def test_typed_kernels_compute_what_their_source_does() -> None:
 def test_extension_type_accounts_fold_and_keep_what_the_source_does() -> None:
     """``AccountState`` with C fields (account.pxd) and the typed ``fold`` (features.pxd) against the
     Python source on random minute rolls, gaps of a minute to days (the 24-hour and 48-slot masks
-    shift out entirely): the dumps agree after every roll, and a value past 64 bits is refused."""
+    shift out entirely): the dumps agree after every roll, and a value past 64 bits (32 for the
+    narrow fields) is refused."""
     from pipeline import features
-    from pipeline.account import NV, AccountState, MinuteBucket
+    from pipeline.account import NV, SLOT_MS, AccountState, MinuteBucket
+    from pipeline.contract import MAX_TS_MS
 
     py_f = _source_module("features")
     rnd = random.Random(5)
@@ -238,3 +240,7 @@ def test_extension_type_accounts_fold_and_keep_what_the_source_does() -> None:
     assert c_st.hours and c_st.act_mask < 1 << 48
     with pytest.raises(OverflowError):
         c_st.prev_ts = 1 << 64
+    # the 32-bit fields hold the hour and the 5-minute slot of the contract's last timestamp, no more
+    c_st.hour_last, c_st.act_slot = (MAX_TS_MS - 1) // 3_600_000, (MAX_TS_MS - 1) // SLOT_MS
+    with pytest.raises(OverflowError):
+        c_st.act_slot = 1 << 31
