@@ -10,11 +10,13 @@ cdef unsigned long long _MIX1, _MIX2, _MASK64
 cpdef unsigned int stable_hash(s) except 0  # never 0: 0 marks an empty slot
 
 cdef class RecentIds:
-    cdef public object ring
-    cdef public long long pos, since
+    cdef unsigned int ids[16]  # SMALL: the ring inside the object until it grows past it
+    cdef readonly object grown
+    cdef readonly long long n, pos  # read-only: they index the C array (``_restore`` checks a record's)
+    cdef public long long since
 
-    @cython.locals(pos=cython.longlong, n=cython.longlong)
-    cpdef bint seen_or_add(self, h, long long ts) except -1
+    @cython.locals(pos=cython.longlong, n=cython.longlong, i=cython.Py_ssize_t)
+    cpdef bint seen_or_add(self, unsigned int h, long long ts) except -1
 
 cdef class SimhashNovelty:
     cdef unsigned long long cur[32]  # WORDS

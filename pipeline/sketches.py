@@ -80,54 +80,92 @@ def stable_hash(s: str) -> int:
 class RecentIds:
     """Ring of recent event-id hashes: a gateway retry is recognised and counted once.
 
-    It holds the last ``size`` ids, and doubles (up to ``MAX``) whenever its ids span less than
-    ``GROW_MS`` of event time, so a fast account's retries seconds later are still caught.
+    It holds the last ``n`` ids, and doubles (up to ``MAX``) whenever its ids span less than
+    ``GROW_MS`` of event time, so a fast account's retries seconds later are still caught. Up to
+    ``SMALL`` ids sit inside the object (a C array in the compiled build, sketches.pxd), more in an
+    array of their own (``grown``).
 
     >>> r = RecentIds(4, since=0)
-    >>> [r.seen_or_add(h, 100 * h) for h in (1, 2, 3, 4, 5)], len(r.ring), r.seen_or_add(1, 600)
+    >>> [r.seen_or_add(h, 100 * h) for h in (1, 2, 3, 4, 5)], r.n, r.seen_or_add(1, 600)
     ([False, False, False, False, False], 8, True)
     """
 
-    __slots__ = ("ring", "pos", "since")
+    __slots__ = ("ids", "grown", "n", "pos", "since")
 
+    SMALL = 16
     GROW_MS = 10_000
     MAX = 64
 
     def __init__(self, size: int = 16, since: int = 0) -> None:
-        self.ring = zeros("I", size)
+        if not 1 <= size <= self.SMALL:
+            raise ValueError(f"RecentIds: size {size} is outside 1..{self.SMALL}")
+        self.ids = zeros("I", self.SMALL)  # the first n are the ring while it has not grown past SMALL
+        self.grown: array | None = None  # type: ignore[type-arg]
+        self.n = size
         self.pos = 0
         self.since = since  # event time the ring's oldest generation began (at the last wrap)
 
     def seen_or_add(self, h: int, ts: int) -> bool:
         """True when ``h`` is among the recent ids; otherwise remember it (at event time ``ts``)."""
-        ring = self.ring
-        if h in ring:
+        n = self.n
+        grown = self.grown
+        if grown is None:
+            for i in range(n):
+                if self.ids[i] == h:
+                    return True
+        elif h in grown:
             return True
         pos = self.pos
-        ring[pos] = h
+        if grown is None:
+            self.ids[pos] = h
+        else:
+            grown[pos] = h
         pos += 1
-        n = len(ring)
         if pos == n:
             if ts - self.since < self.GROW_MS and n < self.MAX:
-                grown = zeros("I", 2 * n)  # the next ids go to the new half; ``since`` stays
-                grown[:n] = ring
-                self.ring = grown
+                if 2 * n > self.SMALL:  # the next ids go to the new half; ``since`` stays
+                    bigger = zeros("I", 2 * n)
+                    for i in range(n):
+                        if grown is None:
+                            bigger[i] = self.ids[i]
+                        else:
+                            bigger[i] = grown[i]
+                    self.grown = bigger
+                self.n = 2 * n
             else:
                 pos = 0
                 self.since = ts
         self.pos = pos
         return False
 
+    @property
+    def ring(self) -> array:  # type: ignore[type-arg]
+        """The ``n`` ids, oldest generation first after ``pos`` (a copy)."""
+        if self.grown is not None:
+            return array("I", self.grown)
+        return array("I", [self.ids[i] for i in range(self.n)])
+
     def dump(self) -> list[object]:
         return [pack(self.ring), self.pos, self.since]
 
     @classmethod
     def load(cls, d: list) -> RecentIds:  # type: ignore[type-arg]
-        r = cls.__new__(cls)
-        r.ring = unpack("I", d[0])
-        r.pos = d[1]
-        r.since = d[2] if len(d) > 2 else 0  # records from before the ring could grow
+        ring = unpack("I", d[0])
+        r = cls(min(len(ring), cls.SMALL), d[2] if len(d) > 2 else 0)  # 0: from before the ring could grow
+        r._restore(ring, d[1])
         return r
+
+    def _restore(self, ring: array, pos: int) -> None:  # type: ignore[type-arg]
+        n = len(ring)
+        if not 0 <= pos < n <= self.MAX:
+            raise ValueError(f"RecentIds: position {pos} in a ring of {n} (at most {self.MAX})")
+        if n > self.SMALL:
+            self.grown = ring
+        else:
+            for i in range(n):
+                self.ids[i] = ring[i]
+        self.n = n
+        self.pos = pos
 
 
 @cython.no_gc  # no reference cycles: no GC header, never walked by collections

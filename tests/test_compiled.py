@@ -195,9 +195,20 @@ def test_typed_kernels_compute_what_their_source_does() -> None:
         assert c_h.concentration() == p_h.concentration() and c_h.coverage(3) == p_h.coverage(3), i
         if i % 997 == 0:
             c_h = topk.HeavyHitters.load(c_h.dump())
-    for sketch in (c_h, c_d):  # what bounds the loops over a C array cannot be set from outside
-        with pytest.raises(AttributeError):
-            sketch.k = 64  # type: ignore[misc]
+    for size in (4, 16):  # the event-id ring: in a C array up to SMALL ids, then grown past it
+        c_r, p_r = sketches.RecentIds(size), py_s.RecentIds(size)
+        ts = 0
+        for i in range(20_000):
+            ts += rnd.choice((1, 50, 400, 20_000, 600_000)) if i % 500 < 400 else 0
+            h = rnd.randrange(1, rnd.choice((40, 2**32)))
+            assert c_r.seen_or_add(h, ts) == p_r.seen_or_add(h, ts), (size, i)
+            assert c_r.dump() == p_r.dump(), (size, i)
+            if i % 997 == 0:
+                c_r = sketches.RecentIds.load(c_r.dump())
+        assert c_r.n == sketches.RecentIds.MAX  # it grew past the C array
+    for sketch, name in ((c_h, "k"), (c_d, "k"), (c_r, "n"), (c_r, "pos")):  # what bounds the loops
+        with pytest.raises(AttributeError):  # over (or indexes) a C array cannot be set from outside
+            setattr(sketch, name, 64)
     for _ in range(5_000):
         n = rnd.randint(0, 26)
         counts = [rnd.choice((0, 0.0, rnd.random(), rnd.random() * 1e6, rnd.randint(0, 50))) for _ in range(n)]

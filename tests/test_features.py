@@ -21,7 +21,7 @@ def test_recent_ids_ring_forgets_oldest() -> None:
     hs = [stable_hash(f"e{i}") for i in range(5)]
     assert not any(r.seen_or_add(h, i * 60_000) for i, h in enumerate(hs))
     assert r.seen_or_add(hs[4], 300_000) and not r.seen_or_add(hs[0], 360_000)
-    assert len(r.ring) == 4
+    assert r.n == 4
 
 
 def test_recent_ids_grow_for_a_fast_account_and_come_back_from_a_dump() -> None:
@@ -31,14 +31,25 @@ def test_recent_ids_grow_for_a_fast_account_and_come_back_from_a_dump() -> None:
     hs = [stable_hash(f"e{i}") for i in range(RecentIds.MAX + 1)]
     for i, h in enumerate(hs[:40]):
         assert not r.seen_or_add(h, i * 100)  # 10 per second
-    assert len(r.ring) == 64 and r.seen_or_add(hs[0], 4_000)  # 40 ids later, 4 s later: a retry
+    assert r.n == 64 and r.seen_or_add(hs[0], 4_000)  # 40 ids later, 4 s later: a retry
     back = RecentIds.load(r.dump())
     assert back.dump() == r.dump() and back.seen_or_add(hs[1], 4_100)
     for i, h in enumerate(hs[40:], 40):
         assert not r.seen_or_add(h, i * 100)
-    assert len(r.ring) == RecentIds.MAX and not r.seen_or_add(hs[0], 7_000)  # 65 ids later: forgotten
+    assert r.n == RecentIds.MAX and not r.seen_or_add(hs[0], 7_000)  # 65 ids later: forgotten
     old = RecentIds.load([r.dump()[0], 3])  # a record from before the ring could grow
     assert old.since == 0 and old.pos == 3
+
+
+def test_recent_ids_refuse_a_ring_they_cannot_hold() -> None:
+    """The first SMALL ids sit in a fixed C array (compiled build): a size or a record's position
+    outside the ring is refused, never indexed."""
+    with pytest.raises(ValueError):
+        RecentIds(RecentIds.SMALL + 1)
+    ring16 = RecentIds(16).dump()[0]
+    for bad in ([ring16, 16, 0], [ring16, -1, 0], [RecentIds(16).dump()[0] * 5, 0, 0]):
+        with pytest.raises(ValueError):
+            RecentIds.load(bad)
 
 
 def test_simhash_novelty_exact_near_and_novel() -> None:
