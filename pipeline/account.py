@@ -56,7 +56,7 @@ class MinuteBucket:
         self.minute_ms = minute_ms
         self.v = array("d", _ZEROS)  # counts, and the latency sum (``counts``)
         self.models: tuple[str, ...] = (model,) if model else ()  # distinct, at most 8 (a tuple: 48 bytes
-        # for the usual one, where a list took 88; the empty tuple is shared)
+        # for the usual one, where a list took 64, or 88 once appended to; the empty tuple is shared)
         self.dirty = False
 
 
