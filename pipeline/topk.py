@@ -61,15 +61,19 @@ class HeavyHitters:
             self.keys = (*keys, key)
             self.vals[n] = 1
             return
-        kept = 0  # decrement all; drop zeros, the others keep their order
-        left = []
+        kept = 0  # decrement all; drop zeros, the others keep their order (a new tuple only then)
+        left = None
         for i in range(n):
             c = self.vals[i] - 1
             if c > 0:
-                left.append(keys[i])
+                if left is not None:
+                    left.append(keys[i])
                 self.vals[kept] = c
                 kept += 1
-        self.keys = tuple(left)
+            elif left is None:
+                left = list(keys[:i])
+        if left is not None:
+            self.keys = tuple(left)
 
     def decay(self, factor: float = 0.5) -> None:
         """Age the counts so concentration follows recent traffic."""

@@ -9,7 +9,7 @@ bench reads the worker's memory), once per rule ``IDLE:SWEEP`` (seconds of event
 ``DW_FREEZE_IDLE_S`` and the interval between two freezing sweeps (``shard.FREEZE_SWEEP_MS``, set
 on the engine module for the run). Prints, per rule, the warm accounts at the end and at their peak
 (sampled every 20,000 events), the frozen ones, the freezes and the CPU seconds of the pass. A warm
-account holds ~3.2 KB of objects and a frozen one ~0.45 KB (``scripts/memory_breakdown.py``), and
+account holds ~2.8 KB of objects and a frozen one ~0.45 KB (``scripts/memory_breakdown.py``), and
 the allocator keeps the pages of the peak's warm set.
 """
 
