@@ -91,6 +91,15 @@ TERMS = (
 TERM_FEATURE = [IDX[t[1]] for t in TERMS]
 WEIGHTS = [t[2] for t in TERMS]
 HARVEST_TERM = 0
+# The features the rule reads, by position (C integers in the compiled build).
+_RATE, _COT, _COT_LO, _TPL, _TREP, _CAT_H, _AGE, _SWEEP, _TOOL, _NEWM, _HOURS, _OUT_IN, _SURGE, _EV6H = (
+    IDX[n]
+    for n in (
+        "rate_per_min_15m", "cot_share", "cot_share_6h_lower", "template_concentration", "template_repeat_15m",
+        "category_entropy_6h", "account_age_days", "category_sweep", "tool_share_6h", "new_model_share",
+        "hours_active_24h", "out_in_ratio", "rate_surge", "events_6h",
+    )
+)  # fmt: skip
 
 
 def evidence(f: list[float], has_old_model: bool, hst: float = 0.0) -> list[float]:
@@ -99,36 +108,43 @@ def evidence(f: list[float], has_old_model: bool, hst: float = 0.0) -> list[floa
     ``h`` (chain-of-thought share, 6 h lower bound and recent, x prompt diversity x enough
     events) gates the
     terms that are only suspicious together with harvesting: templated
-    production apps and benchmark runs have low diversity.
+    production apps and benchmark runs have low diversity. (``detection.pxd`` types it for the
+    compiled build: C doubles, the same operations in the same order.)
     """
-    conf = _clip(f[IDX["events_6h"]] / 12)
+    conf = _clip(f[_EV6H] / 12)
     # the recent (15 min) traffic must be chain-of-thought heavy too: a finished benchmark run keeps
     # the 6 h share high while the account's current, diverse traffic is ordinary
-    recent = _clip((f[IDX["cot_share"]] - 0.1) / 0.2)
-    cot = _clip((f[IDX["cot_share_6h_lower"]] - 0.2) / 0.25) * conf * recent
-    templated = max(f[IDX["template_concentration"]], f[IDX["template_repeat_15m"]])
+    recent = _clip((f[_COT] - 0.1) / 0.2)
+    cot = _clip((f[_COT_LO] - 0.2) / 0.25) * conf * recent
+    templated = max(f[_TPL], f[_TREP])
     div = _clip((0.8 - templated) / 0.35)
     h = cot * div
-    vol = _clip((math.log2(f[IDX["rate_per_min_15m"]] * 60 + 1) - 6) / 4.3)
+    vol = _clip((math.log2(f[_RATE] * 60 + 1) - 6) / 4.3)
     return [
         h,
-        _clip((f[IDX["category_entropy_6h"]] - 0.35) / 0.35) * conf,
+        _clip((f[_CAT_H] - 0.35) / 0.35) * conf,
         vol * div,
-        _clip(1 - f[IDX["account_age_days"]] / 45),
-        _clip((f[IDX["category_sweep"]] - 3) / 3),
-        _clip((f[IDX["tool_share_6h"]] - 0.3) / 0.4) * div * conf,
-        _clip((f[IDX["new_model_share"]] - 0.5) / 0.4) * h if has_old_model else 0.0,
-        _clip((f[IDX["hours_active_24h"]] - 10) / 10) * h,
-        _clip((f[IDX["out_in_ratio"]] - 4) / 8) * h,
-        _clip((math.log2(max(f[IDX["rate_surge"]], 1e-9)) - 1) / 3) * h,
+        _clip(1 - f[_AGE] / 45),
+        _clip((f[_SWEEP] - 3) / 3),
+        _clip((f[_TOOL] - 0.3) / 0.4) * div * conf,
+        _clip((f[_NEWM] - 0.5) / 0.4) * h if has_old_model else 0.0,
+        _clip((f[_HOURS] - 10) / 10) * h,
+        _clip((f[_OUT_IN] - 4) / 8) * h,
+        _clip((math.log2(max(f[_SURGE], 1e-9)) - 1) / 3) * h,
         _clip((hst - 0.7) / 0.3),
     ]
 
 
 def combine(ev: list[float], fp_bias: float, bias: float = -5.0) -> tuple[float, list[float]]:
     """Logistic combination -> (score, per-term logit contributions)."""
-    contrib = [w * e for w, e in zip(WEIGHTS, ev, strict=True)]
-    z = bias + sum(contrib)
+    weights = WEIGHTS
+    if len(ev) != len(weights):
+        raise ValueError(f"{len(ev)} evidence terms for {len(weights)} weights")
+    contrib = [weights[i] * ev[i] for i in range(len(ev))]
+    z = 0.0  # the sum as sum() adds floats: left to right from 0.0
+    for c in contrib:
+        z += c
+    z = bias + z
     return 1.0 / (1.0 + math.exp(-z)), contrib
 
 
