@@ -90,16 +90,6 @@ def decay_add(acc: array, off: int, d: float, v: array) -> None:  # type: ignore
         a[off + i] = a[off + i] * d + x
 
 
-def decayed(acc: array, off: int, d: float, v: array) -> list[float]:  # type: ignore[type-arg]
-    """``acc[off:] * d + v`` as a new list of doubles (what ``decay_add`` would store, before rounding)."""
-    a = acc
-    out = []
-    for i in range(len(v)):
-        x = v[i]
-        out.append(a[off + i] * d + x)
-    return out
-
-
 def fold(st: AccountState, new_minute_ms: int) -> None:
     """Close the current bucket: decay the accumulators to its minute and add it in (``features.pxd``
     types it for the compiled build: the account's fields are C integers)."""
@@ -145,53 +135,63 @@ def _window(st: AccountState, now: int, tau: int) -> float:
 
 
 def feature_vector(st: AccountState, now: int) -> list[float]:
-    """The ``NAMES`` features of one account at event time ``now`` (current bucket included)."""
-    v = st.bucket.v
+    """The ``NAMES`` features of one account at event time ``now`` (current bucket included).
+
+    Each count is its accumulator decayed to the current minute plus the minute's own count,
+    ``acc * d + v`` as ``fold`` will store it, short (``s_``, 15 min) and long (``l_``, 6 h).
+    ``features.pxd`` types it for the compiled build: C doubles read from the arrays, no vectors
+    built on the way."""
+    a, v = st.acc, st.bucket.v
     dt = max(0, st.bucket.minute_ms - st.fold_ms)
     ds, dl = math.exp(-dt / TAU_SHORT_MS), math.exp(-dt / TAU_LONG_MS)
-    s = decayed(st.acc, 0, ds, v)  # a * d + x, as fold computes it
-    lg = decayed(st.acc, LONG0, dl, v)
-    ev_s, ev_l = max(s[EV], 1e-9), max(lg[EV], 1e-9)
+    s_ev = a[EV] * ds + v[EV]
+    l_ev = a[LONG0 + EV] * dl + v[EV]
+    ev_s, ev_l = max(s_ev, 1e-9), max(l_ev, 1e-9)
     win_s = _window(st, now, TAU_SHORT_MS)
-    rate_s = s[EV] / win_s
-    rate_l = lg[EV] / _window(st, now, TAU_LONG_MS)
-    cats_s = s[CAT0:NV]
-    dom = max(range(len(cats_s)), key=cats_s.__getitem__) if sum(cats_s) else -1
+    rate_s = s_ev / win_s
+    rate_l = l_ev / _window(st, now, TAU_LONG_MS)
+    dom, top = -1, 0.0  # the short window's dominant category: the first of the largest counts
+    for i in range(CAT0, NV):
+        c = a[i] * ds + v[i]
+        if c > top:
+            dom, top = i - CAT0, c
     if now - st.dom_rot_ms >= 3 * 3_600_000:
         st.dom_old, st.dom_mask, st.dom_rot_ms = st.dom_mask, 0, now
-    if dom >= 0 and cats_s[dom] >= 5:
+    if dom >= 0 and top >= 5:
         st.dom_mask |= 1 << dom
-    gaps = lg[NGAP]
+    gaps = a[LONG0 + NGAP] * dl + v[NGAP]
     if gaps >= 3:
-        mean = lg[GAP] / gaps
-        var = max(0.0, lg[GAP2] / gaps - mean * mean)
+        mean = (a[LONG0 + GAP] * dl + v[GAP]) / gaps
+        var = max(0.0, (a[LONG0 + GAP2] * dl + v[GAP2]) / gaps - mean * mean)
         cv = math.sqrt(var) / mean if mean > 0 else 0.0
     else:
         cv = 1.0
-    hours24 = hours_active(st, now)
+    l_cot = a[LONG0 + COT] * dl + v[COT]
+    p = l_cot / ev_l
     return [
         rate_s,
         rate_l,
-        s[OUT] / win_s,
-        s[COT] / ev_s,
-        lg[COT] / ev_l,
-        s[NOVEL] / ev_s,
-        s[NEAR] / ev_s,
+        (a[OUT] * ds + v[OUT]) / win_s,
+        (a[COT] * ds + v[COT]) / ev_s,
+        p,
+        (a[NOVEL] * ds + v[NOVEL]) / ev_s,
+        (a[NEAR] * ds + v[NEAR]) / ev_s,
         st.tpl.coverage(3),
-        entropy(lg[CAT0:NV]),
+        entropy([a[LONG0 + i] * dl + v[i] for i in range(CAT0, NV)]),
         float((st.dom_mask | st.dom_old).bit_count()),
-        lg[OUT] / max(lg[IN], 1.0),
+        (a[LONG0 + OUT] * dl + v[OUT]) / max(a[LONG0 + IN] * dl + v[IN], 1.0),
         cv,
-        float(hours24),
-        s[ERR] / ev_s,
-        s[THR] / ev_s,
+        float(hours_active(st, now)),
+        (a[ERR] * ds + v[ERR]) / ev_s,
+        (a[THR] * ds + v[THR]) / ev_s,
         max(0.0, (now - st.created_ms) / 86_400_000),
-        s[NEWM] / ev_s,
-        lg[TOOL] / ev_l,
+        (a[NEWM] * ds + v[NEWM]) / ev_s,
+        (a[LONG0 + TOOL] * dl + v[TOOL]) / ev_l,
         st.ips.estimate(),
         st.asn_ua.estimate(),
         rate_s / max(rate_l, 0.05),
-        lg[EV],
-        s[TREP] / ev_s,
-        max(0.0, p - math.sqrt(p * (1 - p) / ev_l)) if (p := lg[COT] / ev_l) > 0 else 0.0,
+        l_ev,
+        (a[TREP] * ds + v[TREP]) / ev_s,
+        max(0.0, p - math.sqrt(p * (1 - p) / ev_l)) if p > 0 else 0.0,
     ]
+

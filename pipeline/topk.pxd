@@ -16,6 +16,9 @@ cdef class HeavyHitters:
     cpdef add(self, key)
     @cython.locals(i=cython.Py_ssize_t, top=cython.double)
     cpdef double concentration(self) except? -1
+    @cython.locals(m=cython.Py_ssize_t, taken=cython.double, used=cython.longlong, best=cython.double,
+                   at=cython.Py_ssize_t, i=cython.Py_ssize_t)
+    cpdef double coverage(self, long long n=*) except? -1
 
 cdef class DistinctSketch:
     cdef unsigned int mins[8]  # MAX_K

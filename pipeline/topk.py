@@ -96,8 +96,21 @@ class HeavyHitters:
         return top / self.total if self.total else 0.0
 
     def coverage(self, n: int = 3) -> float:
-        """Share of all observations (``total`` also counts un-keyed ones) in the top ``n`` keys."""
-        return sum(sorted(self.counts().values(), reverse=True)[:n]) / self.total if self.total else 0.0
+        """Share of all observations (``total`` also counts un-keyed ones) in the top ``n`` keys: their
+        counts added largest first, as ``sum`` over the sorted counts adds them."""
+        if not self.total:
+            return 0.0
+        m = len(self.keys)
+        taken = 0.0
+        used = 0  # bit i set: vals[i] already taken
+        for _ in range(min(n, m)):
+            best, at = -1.0, 0
+            for i in range(m):
+                if not (used >> i) & 1 and self.vals[i] > best:
+                    best, at = self.vals[i], i
+            used |= 1 << at
+            taken += best
+        return taken / self.total
 
     def dump(self) -> list[object]:
         return [self.counts(), self.k, self.total]

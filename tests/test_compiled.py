@@ -149,6 +149,7 @@ def _source_module(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"_py_{name}", ROOT / "pipeline" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -157,7 +158,8 @@ def test_typed_kernels_compute_what_their_source_does() -> None:
     """The .pxd-typed kernels (C doubles, 64-bit unsigned products, the sketches' C arrays) against
     their Python source on random and extreme inputs, bit for bit, dumps and loads included: the
     compiled build must never change a value."""
-    from pipeline import features, sketches, topk
+    from pipeline import detection, features, sketches, topk
+    from pipeline.features import NF
 
     py_f, py_s, py_t = _source_module("features"), _source_module("sketches"), _source_module("topk")
     rnd = random.Random(11)
@@ -193,6 +195,9 @@ def test_typed_kernels_compute_what_their_source_does() -> None:
                 h.add(key)
         assert c_h.dump() == p_h.dump() and c_h.top(3) == p_h.top(3), i
         assert c_h.concentration() == p_h.concentration() and c_h.coverage(3) == p_h.coverage(3), i
+        n = 1 + i % 8  # the top n counts, largest first: what ``sum`` over the sorted counts gives
+        top = sum(sorted(c_h.counts().values(), reverse=True)[:n])
+        assert c_h.coverage(n) == (top / c_h.total if c_h.total else 0.0), i
         if i % 997 == 0:
             c_h = topk.HeavyHitters.load(c_h.dump())
     for size in (4, 16):  # the event-id ring: in a C array up to SMALL ids, then grown past it
@@ -217,13 +222,21 @@ def test_typed_kernels_compute_what_their_source_does() -> None:
         acc = array("f", (rnd.uniform(-1e6, 1e6) for _ in range(n + off + rnd.randint(0, 3))))
         v = array("d", [rnd.choice((0, rnd.randint(0, 2**40), rnd.random() * 1e3)) for _ in range(n)])
         d = rnd.choice((1.0, 0.0, rnd.random(), math.exp(-rnd.randint(0, 10**7) / 900_000)))
-        assert features.decayed(acc, off, d, v) == py_f.decayed(acc, off, d, v)
         c_acc, p_acc = array("f", acc), array("f", acc)
         features.decay_add(c_acc, off, d, v)
         py_f.decay_add(p_acc, off, d, v)
         assert c_acc.tobytes() == p_acc.tobytes()
     with pytest.raises(IndexError):  # bounds-checked: a vector past the accumulators' end is refused
         features.decay_add(array("f", [0.0] * 3), 1, 1.0, array("d", [1.0] * 3))
+    py_d = _source_module("detection")  # the scoring rule in C doubles (detection.pxd)
+    for _ in range(20_000):
+        f = [rnd.choice((0.0, rnd.random(), rnd.uniform(0, 50), rnd.expovariate(1e-3), 1e-300)) for _ in range(NF)]
+        old, hst, bias = rnd.random() < 0.5, rnd.choice((0.0, rnd.random())), rnd.uniform(-8, 0)
+        ev = detection.evidence(f, old, hst)
+        assert ev == py_d.evidence(f, old, hst), f
+        assert detection.combine(ev, 0.0, bias) == py_d.combine(ev, 0.0, bias), ev
+    with pytest.raises(ValueError):  # one weight a term
+        detection.combine([0.0] * 3, 0.0)
 
 
 def test_extension_type_accounts_fold_and_keep_what_the_source_does() -> None:
@@ -232,7 +245,7 @@ def test_extension_type_accounts_fold_and_keep_what_the_source_does() -> None:
     shift out entirely): the dumps agree after every roll, and a value past 64 bits (32 for the
     narrow fields) is refused."""
     from pipeline import features
-    from pipeline.account import NV, SLOT_MS, AccountState, MinuteBucket
+    from pipeline.account import COT, EV, NV, SLOT_MS, AccountState, MinuteBucket
     from pipeline.contract import MAX_TS_MS
 
     py_f = _source_module("features")
@@ -243,11 +256,16 @@ def test_extension_type_accounts_fold_and_keep_what_the_source_does() -> None:
     for i in range(3_000):
         minute += 60_000 * rnd.choice((1, 1, 2, 5, 47, 48, 49, 60, 61, 600, 1_439, 1_440, 1_441, 5_000))
         v = [rnd.choice((0, 1, rnd.randint(0, 10**6))) for _ in range(NV)]
+        v[COT] = min(v[COT], v[EV])  # a share of the events, as counted
         for st, fold in ((c_st, features.fold), (p_st, py_f.fold)):
             fold(st, minute)
             st.bucket = MinuteBucket("a", minute)
             st.bucket.v = array("d", v)
         assert c_st.dump() == p_st.dump(), i
+        if i % 3 == 0:  # the features read from the accumulators (features.pxd), at up to 4 h on
+            now = minute + rnd.choice((0, 30_000, 600_000, 14_400_000))
+            assert features.feature_vector(c_st, now) == py_f.feature_vector(p_st, now), i
+            assert c_st.dump() == p_st.dump(), i  # the dominant-category masks it keeps
     assert c_st.hours and c_st.act_mask < 1 << 48
     with pytest.raises(OverflowError):
         c_st.prev_ts = 1 << 64
