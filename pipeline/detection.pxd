@@ -13,3 +13,12 @@ cpdef list evidence(list f, bint has_old_model, double hst=*)
 
 @cython.locals(weights=list, contrib=list, i=cython.Py_ssize_t, z=cython.double, c=cython.double)
 cpdef tuple combine(list ev, double fp_bias, double bias=*)
+
+@cython.locals(out=list, used=cython.longlong, best=cython.double, at=cython.Py_ssize_t, i=cython.Py_ssize_t)
+cpdef list ranked(list values, Py_ssize_t n)
+
+@cython.locals(out=list, i=cython.Py_ssize_t, m=cython.double, v=cython.double)
+cpdef list faded(list means, list x, double a)
+
+@cython.locals(w=cython.float[:], i=cython.Py_ssize_t, m=cython.double, v=cython.double)
+cpdef fade_into(acc, Py_ssize_t off, list x, double a)

@@ -153,6 +153,46 @@ def squash(f: list[float]) -> dict[str, float]:
     return {n: (x if 0 <= x <= 1 else x / (1 + abs(x))) for n, x in zip(NAMES, f, strict=True)}
 
 
+def ranked(values: list[float], n: int) -> list[int]:
+    """Positions of the ``n`` largest positive values, largest first, ties in position order: what a
+    stable sort by descending value, cut at the first value <= 0, gives.
+
+    >>> ranked([0.5, 2.0, 0.0, 2.0, -1.0], 3)
+    [1, 3, 0]
+    """
+    out = []
+    used = 0  # bit i set: values[i] already taken
+    for _ in range(min(n, len(values))):
+        best, at = 0.0, -1
+        for i in range(len(values)):
+            if not (used >> i) & 1 and values[i] > best:
+                best, at = values[i], i
+        if at < 0:
+            break
+        used |= 1 << at
+        out.append(at)
+    return out
+
+
+def faded(means: list[float], x: list[float], a: float) -> list[float]:
+    """The exponentially weighted means moved towards ``x`` by ``a``: ``m + a * (v - m)``, a new list."""
+    if len(means) != len(x):
+        raise ValueError(f"{len(x)} values for {len(means)} means")
+    out = []
+    for i in range(len(x)):
+        m, v = means[i], x[i]
+        out.append(m + a * (v - m))
+    return out
+
+
+def fade_into(acc: array, off: int, x: list[float], a: float) -> None:  # type: ignore[type-arg]
+    """``faded`` in place on the single-precision means ``acc[off:off + len(x)]``."""
+    w = acc
+    for i in range(len(x)):
+        m, v = w[off + i], x[i]
+        w[off + i] = m + a * (v - m)
+
+
 class Assessment(NamedTuple):
     """One scoring before explanation: score, per-term logit contributions, evidence, HST input."""
 
@@ -224,9 +264,7 @@ class Scorer:
         contrib = a.contributions
         total = sum(contrib) or 1.0
         reasons = []
-        for k in sorted(range(len(contrib)), key=lambda i: -contrib[i])[:5]:
-            if contrib[k] <= 0:
-                break
+        for k in ranked(contrib, 5):
             fi = TERM_FEATURE[k]
             own = k == 9 or k == 6
             base = st.acc[OWN0 + fi] if own and st.own_n else self.pop[fi]
@@ -239,7 +277,7 @@ class Scorer:
         """Update population and own-history baselines with a normal-looking observation."""
         a = self.FADING
         if self.learned:
-            self.pop = [p + a * (v - p) for p, v in zip(self.pop, f, strict=True)]
+            self.pop = faded(self.pop, f, a)
         else:
             self.pop = list(f)
         if self.learned % self.HST_LEARN_EVERY == 0 and self.hst_budget > 0:
@@ -253,9 +291,7 @@ class Scorer:
         if st.own_n == 1:  # the own history after the accumulators (``account.OWN0``), in a new
             st.acc = acc + array("f", f)  # array allocated at its length (``extend`` keeps room to grow)
         else:
-            for i, v in enumerate(f, OWN0):
-                m = acc[i]
-                acc[i] = m + a * (v - m)
+            fade_into(acc, OWN0, f, a)
 
     def snapshot(self) -> bytes:
         return pickle.dumps((self.pop, self.hst, self.learned, self.hst_learned, self.hst_budget))

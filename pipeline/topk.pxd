@@ -19,6 +19,9 @@ cdef class HeavyHitters:
     @cython.locals(m=cython.Py_ssize_t, taken=cython.double, used=cython.longlong, best=cython.double,
                    at=cython.Py_ssize_t, i=cython.Py_ssize_t)
     cpdef double coverage(self, long long n=*) except? -1
+    @cython.locals(keys=tuple, m=cython.Py_ssize_t, out=list, used=cython.longlong, at=cython.Py_ssize_t,
+                   i=cython.Py_ssize_t)
+    cpdef list top(self, long long n=*)
 
 cdef class DistinctSketch:
     cdef unsigned int mins[8]  # MAX_K

@@ -86,7 +86,23 @@ class HeavyHitters:
         return {self.keys[i]: self.vals[i] for i in range(len(self.keys))}
 
     def top(self, n: int = 3) -> list[str]:
-        return [k for k, _ in sorted(self.counts().items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+        """The ``n`` most counted keys, by count, then key (a selection over the C array when compiled)."""
+        keys = self.keys
+        m = len(keys)
+        out = []
+        used = 0  # bit i set: keys[i] already taken
+        for _ in range(min(n, m)):
+            at = -1
+            for i in range(m):
+                if not (used >> i) & 1 and (
+                    at < 0
+                    or self.vals[i] > self.vals[at]
+                    or (self.vals[i] == self.vals[at] and keys[i] < keys[at])
+                ):
+                    at = i
+            used |= 1 << at
+            out.append(keys[at])
+        return out
 
     def concentration(self) -> float:
         top = 0.0

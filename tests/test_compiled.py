@@ -198,6 +198,7 @@ def test_typed_kernels_compute_what_their_source_does() -> None:
         n = 1 + i % 8  # the top n counts, largest first: what ``sum`` over the sorted counts gives
         top = sum(sorted(c_h.counts().values(), reverse=True)[:n])
         assert c_h.coverage(n) == (top / c_h.total if c_h.total else 0.0), i
+        assert c_h.top(n) == [k for k, _ in sorted(c_h.counts().items(), key=lambda kv: (-kv[1], kv[0]))[:n]], i
         if i % 997 == 0:
             c_h = topk.HeavyHitters.load(c_h.dump())
     for size in (4, 16):  # the event-id ring: in a C array up to SMALL ids, then grown past it
@@ -235,8 +236,26 @@ def test_typed_kernels_compute_what_their_source_does() -> None:
         ev = detection.evidence(f, old, hst)
         assert ev == py_d.evidence(f, old, hst), f
         assert detection.combine(ev, 0.0, bias) == py_d.combine(ev, 0.0, bias), ev
+        contrib = [rnd.choice((0.0, -0.0, -1.0, 1.0, rnd.random(), rnd.uniform(-2, 2))) for _ in range(11)]
+        n = rnd.randint(0, 12)  # the reasons: a stable sort by descending contribution, cut at the first <= 0
+        by_sort = []
+        for k in sorted(range(len(contrib)), key=lambda i: -contrib[i])[:n]:
+            if contrib[k] <= 0:
+                break
+            by_sort.append(k)
+        assert detection.ranked(contrib, n) == by_sort == py_d.ranked(contrib, n), contrib
+        a = rnd.choice((0.02, 0.05, rnd.random()))
+        x = [rnd.uniform(0, 50) for _ in range(NF)]
+        assert detection.faded(f, x, a) == [p + a * (v - p) for p, v in zip(f, x, strict=True)]
+        c_acc = array("f", (rnd.uniform(0, 100) for _ in range(3 + NF)))
+        p_acc = array("f", c_acc)
+        detection.fade_into(c_acc, 3, x, a)
+        py_d.fade_into(p_acc, 3, x, a)
+        assert c_acc.tobytes() == p_acc.tobytes()
     with pytest.raises(ValueError):  # one weight a term
         detection.combine([0.0] * 3, 0.0)
+    with pytest.raises(ValueError):  # one value a mean
+        detection.faded([0.0] * 3, [1.0] * 4, 0.5)
 
 
 def test_extension_type_accounts_fold_and_keep_what_the_source_does() -> None:
