@@ -194,4 +194,3 @@ def feature_vector(st: AccountState, now: int) -> list[float]:
         (a[TREP] * ds + v[TREP]) / ev_s,
         max(0.0, p - math.sqrt(p * (1 - p) / ev_l)) if p > 0 else 0.0,
     ]
-
