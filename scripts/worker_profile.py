@@ -1,6 +1,6 @@
 """Where the worker's time goes during ``bench`` (not collected by pytest; needs ``pip install py-spy``).
 
-    python scripts/worker_profile.py [--events 1000000] [--accounts 100000] [--delay 10] [--seconds 60]
+    python scripts/worker_profile.py [--events 1000000] [--accounts 100000] [--seed 2024] [--delay 10] [--seconds 60]
 
 Starts ``distillwatch bench --repeat 1`` at that size, waits for its worker phase (the worker process
 appears once the ceiling and offline phases are done), lets it run ``--delay`` s (start-up, partition
@@ -14,7 +14,6 @@ compiled.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import signal
@@ -24,6 +23,10 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.benchdata import script_parser  # noqa: E402
 
 PARTS = (  # (label, frame name): samples with that frame anywhere on their stack
     ("hot path, all of it (HotPath.on_batch)", "HotPath.on_batch"),
@@ -55,9 +58,7 @@ def _worker_pid(after: float) -> int | None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--events", type=int, default=1_000_000)
-    p.add_argument("--accounts", type=int, default=100_000)
+    p = script_parser(__doc__, events=1_000_000, accounts=100_000)  # the bench's data flags
     p.add_argument("--delay", type=float, default=10.0)
     p.add_argument("--seconds", type=int, default=60)
     args = p.parse_args()
@@ -66,7 +67,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dw-wprof-"))
     started = time.time()
     cmd = [sys.executable, "-m", "pipeline.cli", "bench", "--events", str(args.events), "--accounts",
-           str(args.accounts), "--repeat", "1", "--json", str(work / "bench.json")]  # fmt: skip
+           str(args.accounts), "--seed", str(args.seed), "--repeat", "1",
+           "--json", str(work / "bench.json")]  # fmt: skip
     with open(work / "bench.log", "wb") as log:
         bench = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
