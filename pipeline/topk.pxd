@@ -16,12 +16,12 @@ cdef class HeavyHitters:
     cpdef add(self, key)
     @cython.locals(i=cython.Py_ssize_t, top=cython.double)
     cpdef double concentration(self) except? -1
-    @cython.locals(m=cython.Py_ssize_t, taken=cython.double, used=cython.longlong, best=cython.double,
-                   at=cython.Py_ssize_t, i=cython.Py_ssize_t)
+    @cython.locals(taken=cython.double, i=cython.Py_ssize_t)
     cpdef double coverage(self, long long n=*) except? -1
+    cpdef list top(self, long long n=*)
     @cython.locals(keys=tuple, m=cython.Py_ssize_t, out=list, used=cython.longlong, at=cython.Py_ssize_t,
                    i=cython.Py_ssize_t)
-    cpdef list top(self, long long n=*)
+    cdef list _order(self, long long n)
 
 cdef class DistinctSketch:
     cdef unsigned int mins[8]  # MAX_K

@@ -86,7 +86,12 @@ class HeavyHitters:
         return {self.keys[i]: self.vals[i] for i in range(len(self.keys))}
 
     def top(self, n: int = 3) -> list[str]:
-        """The ``n`` most counted keys, by count, then key (a selection over the C array when compiled)."""
+        """The ``n`` most counted keys, by count, then key."""
+        return [self.keys[i] for i in self._order(n)]
+
+    def _order(self, n: int) -> list[int]:
+        """Positions of the ``n`` most counted keys, by count, then key: a selection over the counts
+        (a C array in the compiled build)."""
         keys = self.keys
         m = len(keys)
         out = []
@@ -101,7 +106,7 @@ class HeavyHitters:
                 ):
                     at = i
             used |= 1 << at
-            out.append(keys[at])
+            out.append(at)
         return out
 
     def concentration(self) -> float:
@@ -113,19 +118,13 @@ class HeavyHitters:
 
     def coverage(self, n: int = 3) -> float:
         """Share of all observations (``total`` also counts un-keyed ones) in the top ``n`` keys: their
-        counts added largest first, as ``sum`` over the sorted counts adds them."""
+        counts added largest first, as ``sum`` over the sorted counts adds them (equal counts are equal
+        whichever comes first)."""
         if not self.total:
             return 0.0
-        m = len(self.keys)
         taken = 0.0
-        used = 0  # bit i set: vals[i] already taken
-        for _ in range(min(n, m)):
-            best, at = -1.0, 0
-            for i in range(m):
-                if not (used >> i) & 1 and self.vals[i] > best:
-                    best, at = self.vals[i], i
-            used |= 1 << at
-            taken += best
+        for i in self._order(n):
+            taken += self.vals[i]
         return taken / self.total
 
     def dump(self) -> list[object]:

@@ -14,7 +14,6 @@ compiled.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -40,19 +39,17 @@ PARTS = (  # (label, frame name): samples with that frame anywhere on their stac
 )
 
 
-def _worker_pid(after: float) -> int | None:
-    """The newest ``pipeline.cli worker`` process started after ``after`` (wall clock), if any."""
-    tick = os.sysconf("SC_CLK_TCK")
-    boot = float(Path("/proc/stat").read_text().split("btime ")[1].split()[0])
+def _worker_pid(bench: int) -> int | None:
+    """The bench's worker (a ``pipeline.cli worker`` child of process ``bench``), if it runs."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmd = (entry / "cmdline").read_bytes().split(b"\0")
-            started = boot + int((entry / "stat").read_text().rsplit(")", 1)[1].split()[19]) / tick
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except OSError:
             continue
-        if b"pipeline.cli" in cmd and b"worker" in cmd and started >= after - 1:
+        if parent == bench and b"worker" in cmd:
             return int(entry.name)
     return None
 
@@ -65,14 +62,13 @@ def main() -> None:
     if shutil.which("py-spy") is None:
         sys.exit("worker_profile: py-spy is not installed (pip install py-spy)")
     work = Path(tempfile.mkdtemp(prefix="dw-wprof-"))
-    started = time.time()
     cmd = [sys.executable, "-m", "pipeline.cli", "bench", "--events", str(args.events), "--accounts",
            str(args.accounts), "--seed", str(args.seed), "--repeat", "1",
            "--json", str(work / "bench.json")]  # fmt: skip
     with open(work / "bench.log", "wb") as log:
         bench = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
-        while (pid := _worker_pid(started)) is None:
+        while (pid := _worker_pid(bench.pid)) is None:
             if bench.poll() is not None:
                 sys.exit(f"worker_profile: bench ended before its worker phase; see {work / 'bench.log'}")
             time.sleep(0.5)

@@ -47,7 +47,7 @@ def test_recent_ids_refuse_a_ring_they_cannot_hold() -> None:
     with pytest.raises(ValueError):
         RecentIds(RecentIds.SMALL + 1)
     ring16 = RecentIds(16).dump()[0]
-    for bad in ([ring16, 16, 0], [ring16, -1, 0], [RecentIds(16).dump()[0] * 5, 0, 0]):
+    for bad in ([ring16, 16, 0], [ring16, -1, 0], [ring16 * 5, 0, 0]):
         with pytest.raises(ValueError):
             RecentIds.load(bad)
 
