@@ -34,6 +34,7 @@ except ImportError:  # no Cython on this machine: the module runs uncompiled
 SEVERITIES = ("low", "medium", "high", "critical")
 ALERT_STATES = ("open", "update", "resolved")
 SEV_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+DETECTING = SEVERITIES[1:]  # an alert at one of these reports a detection (``evaluate``'s time to detect)
 
 
 @dataclass(slots=True)

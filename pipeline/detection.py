@@ -43,6 +43,7 @@ class DetectionConfig:
     ordinary_score_gap_ms: int = 3_600_000  # forced re-score of an ordinary-looking account
     row_gap_ms: int = 300_000  # a clearly ordinary account's scorings emit rows at most this often
     force_min_events: int = 3  # a forced score needs this many new events (fewer carry no evidence)
+    detected_score_every: int = 5  # score intervals between scorings of an account reported detected
     update_gap_ms: int = 900_000
     score_delta: float = 0.1
     quiet_ms: int = 3_600_000

@@ -17,7 +17,7 @@ from __future__ import annotations
 from sys import intern
 
 from pipeline.account import AccountState
-from pipeline.alerts import IncidentPolicy, severity_of
+from pipeline.alerts import DETECTING, IncidentPolicy, severity_of
 from pipeline.changelog import ShardStates
 from pipeline.contract import Event
 from pipeline.counting import COT_CUSUM_LEVEL, DUE, DUPLICATE, LATE, REPLAYED, count
@@ -119,10 +119,14 @@ class Engine(ShardStates):
         st.pending = 0
         sh.pending.pop(st.account_id, None)
         st.last_score_ms, st.last_score = now, score
-        # Every interval while an account is near or over the threshold (time to detect, severity
-        # escalation); back off to 5 intervals and a long forced gap while it looks clearly ordinary.
-        hot = score >= self._ordinary_below or st.incident is not None or st.cusum >= COT_CUSUM_LEVEL
-        st.next_score_ms = now + cfg.score_interval_ms * (1 if hot else 5)
+        # Every interval while an account is near or over the threshold (time to detect, escalation
+        # to a detection); every ``detected_score_every`` once its incident reports a detection (the
+        # alert is out: escalating further, updating and resolving keep to that pace); back off to 5
+        # intervals and a long forced gap while it looks clearly ordinary.
+        inc = st.incident
+        hot = score >= self._ordinary_below or inc is not None or st.cusum >= COT_CUSUM_LEVEL
+        every = (cfg.detected_score_every if inc.severity in DETECTING else 1) if inc is not None else 1 if hot else 5
+        st.next_score_ms = now + cfg.score_interval_ms * every
         st.force_ms = now + (cfg.max_score_gap_ms if hot else cfg.ordinary_score_gap_ms)
         sh.mark(st)
 

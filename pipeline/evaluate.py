@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from typing import IO, Any
 
-DETECTING = ("medium", "high", "critical")
+from pipeline.alerts import DETECTING
 
 
 def read_labels(path: str) -> dict[str, tuple[str, str]]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import tracemalloc
 
 import orjson
 
 from pipeline.account import AccountState
+from pipeline.alerts import DETECTING
 from pipeline.clusters import ClusterDetector
 from pipeline.contract import Event
 from pipeline.detection import DetectionConfig
@@ -373,3 +375,19 @@ def test_screened_scorings_emit_rows_at_most_every_row_gap() -> None:
     assert all(r.score < 0.2 * CFG.alert_threshold for r in out.scores)
     st = eng.shards[0].accounts["templated"]
     assert st.last_score_ms >= evs[-1].ts_ms - 60_000 > stamps[-1]  # still scored every minute, screened
+
+
+def test_detected_account_rescored_every_fifth_interval() -> None:
+    """Once an account's alert reports a detection (medium or above) it is re-scored every
+    ``detected_score_every`` intervals (with 1, every interval: the pace before detection)."""
+    for every in (CFG.detected_score_every, 1):
+        eng = Engine(dataclasses.replace(CFG, detected_score_every=every))
+        for i, ev in enumerate(harvest_events(n=1000)):  # 20 events a minute for 50 min
+            eng.add(ev, 0, i)
+        out = eng.take_outputs()
+        detected = min(a.window_end_ms for a in out.alerts if a.state != "resolved" and a.severity in DETECTING)
+        stamps = [r.ts_ms for r in out.scores if r.ts_ms >= detected]
+        gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        assert len(gaps) >= 45 // every  # the first event of every ``every``-th interval
+        assert all(every * CFG.score_interval_ms <= g < every * CFG.score_interval_ms + 3_000 for g in gaps)
+    assert CFG.detected_score_every == 5
