@@ -227,9 +227,13 @@ class HotPath:
             if offsets:
                 await self._commit(offsets)
             self._last_checkpoint = time.monotonic()
-            self.metrics.accounts_tracked.set(self.engine.accounts_tracked())
-            self.metrics.accounts_frozen.set(self.engine.accounts_frozen())
             self.metrics.checkpoint_seconds.observe(time.perf_counter() - t0)
+
+    def count_accounts(self) -> None:
+        """Set the held-accounts gauges to the engine's counts now (each ``/metrics`` scrape: the
+        event loop's thread, between batches; a gauge set at checkpoints was up to one interval old)."""
+        self.metrics.accounts_tracked.set(self.engine.accounts_tracked())
+        self.metrics.accounts_frozen.set(self.engine.accounts_frozen())
 
     async def _send_accounts_chunked(self, part: int) -> None:
         """Dump and send the queued accounts of ``part``, ``SNAPSHOT_CHUNK`` at a time between batches."""

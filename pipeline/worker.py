@@ -211,6 +211,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Any:
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
+        hot.count_accounts()
         return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
 
     @app.page("/livez")

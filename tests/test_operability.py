@@ -70,6 +70,7 @@ def test_worker_metrics_health_and_deadletter_logs(broker: str, tmp_path: Path) 
 
         text = wait_for(metrics_seen, 30)
         assert metric(text, "distillwatch_events_valid_total") == 400
+        assert metric(text, "distillwatch_accounts_tracked") == 7  # as of this scrape, not the last checkpoint
         reasons = {
             r: metric(text, "distillwatch_deadlettered_total", reason=r)
             for r in re.findall(r'distillwatch_deadlettered_total\{reason="(\w+)"\}', text)
