@@ -125,7 +125,8 @@ class Engine(ShardStates):
         # intervals and a long forced gap while it looks clearly ordinary.
         inc = st.incident
         hot = score >= self._ordinary_below or inc is not None or st.cusum >= COT_CUSUM_LEVEL
-        every = (cfg.detected_score_every if inc.severity in DETECTING else 1) if inc is not None else 1 if hot else 5
+        detected = inc is not None and inc.severity in DETECTING
+        every = cfg.detected_score_every if detected else 1 if hot else 5
         st.next_score_ms = now + cfg.score_interval_ms * every
         st.force_ms = now + (cfg.max_score_gap_ms if hot else cfg.ordinary_score_gap_ms)
         sh.mark(st)
