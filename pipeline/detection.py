@@ -161,6 +161,8 @@ def ranked(values: list[float], n: int) -> list[int]:
     >>> ranked([0.5, 2.0, 0.0, 2.0, -1.0], 3)
     [1, 3, 0]
     """
+    if len(values) > 63:  # the positions taken are bits of one 64-bit integer in the compiled build
+        raise ValueError(f"ranked: {len(values)} values, at most 63")
     out = []
     used = 0  # bit i set: values[i] already taken
     for _ in range(min(n, len(values))):

@@ -81,7 +81,8 @@ def main() -> None:
         bench.send_signal(signal.SIGINT)  # the bench tears its broker, worker and ClickHouse down
         raise
     print("letting the bench finish its run (sink and latency phases)", flush=True)
-    bench.wait()
+    if bench.wait() != 0:
+        print(f"worker_profile: the bench failed after sampling (exit {bench.returncode}); see {work / 'bench.log'}")
     under: Counter[str] = Counter()
     total = core = 0
     for line in raw.read_text().splitlines():
@@ -92,6 +93,8 @@ def main() -> None:
         for _, name in PARTS:  # a frame named as py-spy names it, or a nested function by its own name
             if any(f == name or f.endswith("." + name) for f in frames):
                 under[name] += int(n)
+    if not total:
+        sys.exit(f"worker_profile: py-spy took no samples of worker {pid}")
     print(f"{total:,} samples (all threads)")
     print(f"{100 * core / total:5.1f} %  the core: decode + engine + outputs drained (innermost frame on_batch)")
     for label, name in PARTS:

@@ -254,6 +254,8 @@ def test_typed_kernels_compute_what_their_source_does() -> None:
         assert c_acc.tobytes() == p_acc.tobytes()
     with pytest.raises(ValueError):  # one weight a term
         detection.combine([0.0] * 3, 0.0)
+    with pytest.raises(ValueError):  # positions are bits of one 64-bit integer
+        detection.ranked([1.0] * 64, 3)
     with pytest.raises(ValueError):  # one value a mean
         detection.faded([0.0] * 3, [1.0] * 4, 0.5)
 
