@@ -76,9 +76,9 @@ class AccountSummary:
         """
         before = held.link_keys() if held is not None else ((), (), (), ())
         new = [sorted({k for k in keys if k not in old}) for keys, old in zip(self.link_keys(), before, strict=True)]
-        au, ip, pay, tpl = (
+        au, ip, pay, tpl = [  # a list, not a generator (cheaper compiled)
             tuple(sorted((*old, *add))) if add else tuple(old) for old, add in zip(before, new, strict=True)
-        )
+        ]
         return HeldSummary(self, ip, au, pay, tpl), new
 
 
@@ -155,11 +155,17 @@ def link_weight(
     >>> link_weight(a, b, a.link_keys())
     (3.0, ['ip', 'pay'])
     """
-    shared = zip(KINDS, probe, b.link_keys(), strict=True)
-    kinds = [kind for (kind, _), mine, theirs in shared if any(k in mine for k in theirs)]
+    kinds: list[str] = []
+    for (kind, _), mine, theirs in zip(KINDS, probe, b.link_keys(), strict=True):
+        for k in theirs:  # loops, not generators: this runs for every candidate of every relink
+            if k in mine:
+                kinds.append(kind)
+                break
     if "pay" not in kinds and "ip" not in kinds and "tpl" not in kinds:  # needs specific infrastructure or template
         return 0.0, kinds
-    w = sum(KIND_WEIGHT[k] for k in kinds)
+    w = 0.0
+    for k in kinds:
+        w += KIND_WEIGHT[k]
     if synchronized(a, b):
         w += 1.0
         kinds.append("sync")

@@ -5,7 +5,7 @@
 # (what the source's mask does) and sums of doubles in order.
 import cython
 
-cdef unsigned long long _MIX1, _MIX2, _MASK64
+cdef unsigned long long _MIX1, _MIX2, _MASK64, _M1, _M2, _M4, _H01
 
 cpdef unsigned int stable_hash(s) except 0  # never 0: 0 marks an empty slot
 

@@ -27,6 +27,9 @@ except ImportError:  # no Cython on this machine: the module runs uncompiled
 _MIX1 = 0x9E3779B97F4A7C15  # SimhashNovelty's two multiplicative hashes (64-bit)
 _MIX2 = 0xC2B2AE3D27D4EB4F
 _MASK64 = 0xFFFFFFFFFFFFFFFF
+# ``_popcount``'s masks and multiplier: typed globals in the compiled build (sketches.pxd), where a
+# 64-bit literal would be a Python int and every step of the count Python arithmetic.
+_M1, _M2, _M4, _H01 = 0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F, 0x0101010101010101
 
 
 def pack(a: array) -> str:  # type: ignore[type-arg]
@@ -260,7 +263,7 @@ class SimhashNovelty:
 def _popcount(x: int) -> int:
     """Set bits of an unsigned 64-bit ``x``: ``x.bit_count()`` in C arithmetic in the compiled build
     (a C function there, no method call); ``tests/test_compiled.py`` compares the two."""
-    x = x - ((x >> 1) & 0x5555555555555555)
-    x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333)
-    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F
-    return ((x * 0x0101010101010101) & _MASK64) >> 56
+    x = x - ((x >> 1) & _M1)
+    x = (x & _M2) + ((x >> 2) & _M2)
+    x = (x + (x >> 4)) & _M4
+    return ((x * _H01) & _MASK64) >> 56
