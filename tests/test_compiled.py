@@ -144,6 +144,25 @@ def test_account_state_is_outside_the_cyclic_gc_and_runs_without_cython(tmp_path
     assert out.stdout.split() == ["pipeline.account", "True", "NoCython"]
 
 
+def test_the_event_is_an_extension_type_equal_to_its_source() -> None:
+    """Compiled, the request event is an extension type outside the cyclic GC whose fields read back,
+    compare and print as the interpreted class's do; a number past 64 bits raises OverflowError
+    (validation keeps every valid event inside)."""
+    import gc
+
+    from pipeline.contract import Event
+
+    py = _source_module("contract")
+    args = ("e1", 1_700_000_000_000, "a", "m", 429, 2**63 - 1, 20)
+    kw = dict(latency_ms=12.5, stream=True, asn=64_512, simhash=2**64 - 1, cot=True, tools=3, category="math")
+    ev, src = Event(*args, **kw), py.Event(*args, **kw)
+    assert type(ev).__module__ == "pipeline.contract" and not gc.is_tracked(ev)
+    assert ev.values() == src.values() and repr(ev) == repr(src)
+    assert ev == Event(*args, **kw) and ev != Event(*args, **{**kw, "tools": 4})
+    with pytest.raises(OverflowError):
+        Event("e1", 2**63, "a", "m", 200, 1, 1)
+
+
 def _source_module(name: str) -> ModuleType:
     """``pipeline.<name>`` loaded from its .py alone (the compiled one is what ``import`` gives)."""
     spec = importlib.util.spec_from_file_location(f"_py_{name}", ROOT / "pipeline" / f"{name}.py")
