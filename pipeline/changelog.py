@@ -62,8 +62,11 @@ class ShardStates:
     def discard_changes(self) -> None:
         """Forget which accounts changed (a replay without a changelog: nothing to checkpoint)."""
         for sh in self._shards.values():
-            for st in sh.dirty:
-                st.dirty = False
+            accounts = sh.accounts
+            for a in sh.dirty:
+                st = accounts.get(a)
+                if st is not None:
+                    st.dirty = False
             sh.dirty = []
 
     def drop_shard(self, shard: int) -> None:

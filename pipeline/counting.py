@@ -49,7 +49,7 @@ def count(
     st.last_offset = offset
     if not st.dirty:
         st.dirty = True
-        sh.dirty.append(st)
+        sh.dirty.append(st.account_id)
     ts = event.ts_ms
     if st.ids.seen_or_add(stable_hash(event.event_id), ts):
         st.dups += 1

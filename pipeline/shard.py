@@ -59,21 +59,23 @@ class Shard:
         self.recent: dict[int, dict[str, MinuteBucket]] = {}  # closed buckets by minute, for late events
         self.pending: dict[str, AccountState] = {}
         self.open: dict[str, AccountState] = {}
-        self.dirty: list[AccountState] = []
+        # Ids of the accounts changed since the last checkpoint (ids, not states: an account frozen
+        # meanwhile is not kept warm until the checkpoint writes its frozen record).
+        self.dirty: list[str] = []
         self.agg_dirty: list[MinuteBucket] = []
         self.models: dict[str, int] = {}  # model -> first seen (event time) on this shard
         self.start_ms = 0
         self.evict_hour = 0  # event-time hour of the last idle-account sweep
         self.evicted: list[str] = []  # evicted since the last checkpoint (changelog tombstones)
-        self.snapping: list[AccountState] = []  # queued by begin_checkpoint, still to dump (dirty stays set)
+        self.snapping: list[str] = []  # ids queued by begin_checkpoint, still to dump (dirty stays set)
         self.cold = ColdAccounts()  # idle accounts, held compactly (``freeze_idle``)
         self.freeze_slot = 0  # event-time slot (FREEZE_SWEEP_MS) of the last freezing sweep
 
     def mark(self, st: AccountState) -> None:
-        """Queue ``st`` for the next checkpoint (once)."""
+        """Queue ``st`` for the next checkpoint (once while it stays warm)."""
         if not st.dirty:
             st.dirty = True
-            self.dirty.append(st)
+            self.dirty.append(st.account_id)
 
     # -- an account's minutes ----------------------------------------------------
     def roll(self, st: AccountState, minute: int) -> None:
@@ -239,13 +241,14 @@ class Shard:
         del self.snapping[-limit:]
         accounts, cold = self.accounts, self.cold
         out = []
-        for st in chunk:
-            st.dirty = False
-            a = st.account_id
-            now = accounts.get(a)
-            if now is st:
+        # An id can be queued twice (frozen, thawed and changed again before the checkpoint): each
+        # account is written once per chunk.
+        for a in dict.fromkeys(chunk):
+            st = accounts.get(a)
+            if st is not None:
+                st.dirty = False
                 out.append((a, _compact(orjson.dumps(st.dump()))))
-            elif now is None and (record := cold.record(a)) is not None:  # frozen since: as frozen
+            elif (record := cold.record(a)) is not None:  # frozen since: as frozen
                 out.append((a, record))
         return out
 

@@ -76,7 +76,7 @@ def test_checkpoint_and_restore_carry_frozen_accounts() -> None:
     a = Engine(COLD)
     _run(a, evs[:half])
     sh = a.shards[0]
-    frozen_changed = {st.account_id for st in sh.dirty if st.account_id in sh.cold}
+    frozen_changed = {a for a in sh.dirty if a in sh.cold}
     assert frozen_changed  # frozen since the last checkpoint: their record comes from the cold tier
     snaps = a.dirty_snapshots(0)
     assert frozen_changed <= {k for k, _ in snaps}
@@ -152,3 +152,27 @@ def test_a_frozen_record_is_primed_and_checked() -> None:
     with pytest.raises(ValueError, match="truncated"):
         cold.thaw(a)
     assert cold_module._decompress(memoryview(blob)[8:]) == records[a]
+
+
+def test_an_account_frozen_while_queued_and_thawed_by_a_replay_is_still_checkpointed() -> None:
+    """The checkpoint queue holds account ids, not states: an account changed since the last
+    checkpoint and then frozen is not kept warm by the queue, and if a redelivered message (nothing
+    new to count) thaws it before the checkpoint, the checkpoint still writes it: a restore holds
+    every event it counted."""
+    e = Engine(COLD)
+    e.add(_one("a", T0), 0, 0)
+    records = dict(e.dirty_snapshots(0))
+    e.add(_one("a", T0 + 2_000, 1), 0, 1)  # changed since that checkpoint: queued
+    e.add(_one("b", T0 + 3_600_000), 0, 2)  # an hour later: the sweep freezes "a"
+    sh = e.shards[0]
+    assert "a" in sh.cold and "a" not in sh.accounts and "a" in sh.dirty
+    e.add(_one("a", T0 + 2_000, 1), 0, 1)  # the same offset redelivered: thaws "a", counts nothing
+    assert "a" in sh.accounts and e.replayed == 1
+    later = dict(e.dirty_snapshots(0))
+    assert "a" in later
+    b = Engine(COLD)
+    for key, blob in {**records, **later}.items():
+        b.restore(0, key, blob)
+    bsh = b.shards[0]
+    held = bsh.accounts.get("a") or bsh.thaw("a")
+    assert held is not None and held.events == 2
