@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     app_id: str = Field("distillwatch", description="Faust app id = consumer group of the worker")
     worker_web_port: int = Field(6066, description="worker /metrics /livez /readyz")
     worker_data_dir: Path = Field(Path(".distillwatch/worker"), description="Faust data directory")
-    worker_commit_interval_s: float = Field(10.0, gt=0, description="state flush + offset commit period")
+    worker_commit_interval_s: float = Field(30.0, gt=0, description="state flush + offset commit period")
     worker_max_batch: int = Field(5000, ge=1, description="records handed to the core in one batch")
     worker_fetch_max_wait_ms: int = Field(100, ge=1, description="longest a fetch waits for new events")
     worker_malloc_mmap_threshold: int = Field(
